@@ -1,0 +1,105 @@
+# peervault: build, run and test without cargo-leptos.
+#
+#   make run     install what is missing, build (release), serve on 127.0.0.1:3000
+#   make test    install what is missing, build, run every test (unit, HTTP, browser)
+#   make build   target/release/peervault + target/site/
+#
+# The steps mirror what `cargo leptos build --release` does, driven by the
+# [package.metadata.leptos] section of Cargo.toml, so both stay in step.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# --- read from [package.metadata.leptos] -----------------------------------
+meta = $(shell sed -n '/^\[package\.metadata\.leptos\]/,/^\[/p' Cargo.toml | sed -n 's/^$(1) *= *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' | head -n1)
+NAME        := $(call meta,output-name)
+SITE_ROOT   := $(call meta,site-root)
+PKG_DIR     := $(call meta,site-pkg-dir)
+STYLE_FILE  := $(call meta,style-file)
+ASSETS_DIR  := $(call meta,assets-dir)
+SITE_ADDR   := $(call meta,site-addr)
+RELOAD_PORT := $(call meta,reload-port)
+WASM_PROFILE := $(call meta,lib-profile-release)
+WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/^version = "\(.*\)"/\1/p;}' Cargo.lock)
+
+PKG := $(SITE_ROOT)/$(PKG_DIR)
+CARGO_BIN := $(HOME)/.cargo/bin
+export PATH := $(CARGO_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+
+# What cargo-leptos sets for its builds (LEPTOS_OUTPUT_NAME is read at compile time).
+export LEPTOS_OUTPUT_NAME := $(NAME)
+export LEPTOS_SITE_ROOT := $(SITE_ROOT)
+export LEPTOS_SITE_PKG_DIR := $(PKG_DIR)
+export LEPTOS_SITE_ADDR ?= $(SITE_ADDR)
+export LEPTOS_RELOAD_PORT := $(RELOAD_PORT)
+export LEPTOS_ENV ?= PROD
+
+SERVER_BIN := target/release/$(NAME)
+WASM_OUT := target/wasm32-unknown-unknown/$(WASM_PROFILE)/$(NAME).wasm
+SERVER_FLAGS := --no-default-features --features ssr --release
+
+.PHONY: help run build wasm site server tools test-tools test test-unit test-api test-browser bench clean
+
+help:
+	@echo "make run    - build and serve peervault on http://$(SITE_ADDR) (data in ./data)"
+	@echo "make test   - build and run every test"
+	@echo "make build  - $(SERVER_BIN) and $(SITE_ROOT)/"
+
+# --- tools -----------------------------------------------------------------
+tools: node_modules
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@if [ "$$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$(WASM_BINDGEN_VERSION)" ]; then \
+	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION)"; \
+	  cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force; fi
+
+node_modules: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch node_modules
+
+test-tools: tools
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# --- build -----------------------------------------------------------------
+build: tools wasm site server
+
+wasm:
+	cargo build --lib --target wasm32-unknown-unknown --no-default-features --features hydrate --profile $(WASM_PROFILE)
+	mkdir -p $(PKG)
+	wasm-bindgen $(WASM_OUT) --target web --no-typescript --out-name $(NAME) --out-dir $(PKG)
+	mv -f $(PKG)/$(NAME)_bg.wasm $(PKG)/$(NAME).wasm
+	wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-reference-types \
+	  --enable-multivalue --enable-sign-ext --enable-mutable-globals $(PKG)/$(NAME).wasm -o $(PKG)/$(NAME).wasm
+
+site:
+	mkdir -p $(PKG)
+	cp $(STYLE_FILE) $(PKG)/$(NAME).css
+	cp -R $(ASSETS_DIR)/. $(SITE_ROOT)/
+
+server:
+	cargo build --bin $(NAME) $(SERVER_FLAGS)
+
+# --- run -------------------------------------------------------------------
+run: build
+	mkdir -p data
+	./$(SERVER_BIN)
+
+# --- test ------------------------------------------------------------------
+test: test-tools build test-unit test-api test-browser
+	@echo "all test suites passed"
+
+test-unit:
+	cargo test --lib $(SERVER_FLAGS)
+
+test-api:
+	node --test --test-concurrency=1 end2end/api/
+
+test-browser:
+	npx playwright test --config end2end/playwright.config.mjs
+
+bench: build
+	./scripts/bench-dashboard.sh
+
+clean:
+	cargo clean
+	rm -rf node_modules

@@ -1,0 +1,54 @@
+//! The HTML shell, the root component and the route table.
+
+use crate::components::nav::Nav;
+use crate::pages::{
+    dashboard::DashboardPage, home::HomePage, login::LoginPage, not_found::NotFound, register::RegisterPage,
+};
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    SsrMode, StaticSegment,
+};
+
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/peervault.css"/>
+        <Title text="peervault"/>
+        <Router>
+            <Nav/>
+            <main class="page">
+                <Routes fallback=NotFound>
+                    <Route path=StaticSegment("") view=HomePage/>
+                    <Route path=StaticSegment("register") view=RegisterPage/>
+                    <Route path=StaticSegment("login") view=LoginPage/>
+                    // Rendered whole before it is sent, so a signed-out
+                    // visitor gets a real redirect to /login.
+                    <Route path=StaticSegment("dashboard") view=DashboardPage ssr=SsrMode::Async/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}

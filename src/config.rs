@@ -1,0 +1,222 @@
+//! The app's own settings: the `[peervault]` table of `Leptos.toml`, each
+//! key overridable by an environment variable `PEERVAULT_<KEY>`.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the SQLite database, the JWT secret and (later) blobs live.
+    pub data_dir: String,
+    /// Lifetime of a web/user login token, seconds.
+    pub user_token_ttl_secs: i64,
+    /// Lifetime of an Android device token, seconds.
+    pub device_token_ttl_secs: i64,
+    /// Coins credited per GB-hour of pledged storage while online.
+    pub coin_rate: f64,
+    /// The longest interval a single heartbeat can credit, seconds.
+    pub heartbeat_max_gap_secs: i64,
+    /// Largest accepted JSON request body, bytes.
+    pub max_json_body_bytes: usize,
+    /// Largest storage pledge accepted at onboarding, MB.
+    pub max_storage_rented_mb: f64,
+    /// Window over which failed logins are counted, seconds.
+    pub throttle_window_secs: u64,
+    /// Failed logins allowed per account within the window.
+    pub login_max_failures_per_account: u32,
+    /// Failed logins allowed per client address within the window.
+    pub login_max_failures_per_ip: u32,
+    /// argon2id memory cost, KiB (OWASP minimum: 19456).
+    pub argon2_memory_kib: u32,
+    /// argon2id time cost (OWASP minimum: 2).
+    pub argon2_iterations: u32,
+    /// argon2id lanes.
+    pub argon2_parallelism: u32,
+    /// Password hashes computed at once; 0 = one less than the CPU count (at least 1),
+    /// so hashing never takes every core from the request executor.
+    pub hash_concurrency: usize,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_proxy_headers: bool,
+    /// Mark the login cookie `Secure` (set it when served over HTTPS).
+    pub cookie_secure: bool,
+    /// Size of the database connection pool.
+    pub db_max_connections: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: "./data".into(),
+            user_token_ttl_secs: 24 * 3600,
+            device_token_ttl_secs: 30 * 24 * 3600,
+            coin_rate: 0.01,
+            heartbeat_max_gap_secs: 900,
+            max_json_body_bytes: 64 * 1024,
+            max_storage_rented_mb: 1_048_576.0,
+            throttle_window_secs: 900,
+            login_max_failures_per_account: 10,
+            login_max_failures_per_ip: 100,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            hash_concurrency: 0,
+            trust_proxy_headers: false,
+            cookie_secure: false,
+            db_max_connections: 8,
+        }
+    }
+}
+
+pub const ENV_PREFIX: &str = "PEERVAULT_";
+
+impl Settings {
+    /// Reads `[peervault]` from the config file (if it exists), then applies
+    /// `PEERVAULT_*` environment overrides.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, String> {
+        let mut table = match config_file {
+            Some(path) if path.exists() => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                Self::table_from_file_text(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            _ => toml::Table::new(),
+        };
+        Self::apply_env(&mut table, |k| std::env::var(k).ok())?;
+        let settings: Settings = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| format!("invalid setting: {e}"))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn table_from_file_text(text: &str) -> Result<toml::Table, String> {
+        let doc: toml::Table = text.parse().map_err(|e| format!("{e}"))?;
+        match doc.get("peervault") {
+            None => Ok(toml::Table::new()),
+            Some(toml::Value::Table(t)) => Ok(t.clone()),
+            Some(_) => Err("[peervault] must be a table".into()),
+        }
+    }
+
+    /// Overrides each known key from `PEERVAULT_<KEY>`, parsed as the type of its default.
+    fn apply_env(table: &mut toml::Table, get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        let defaults = match toml::Value::try_from(Settings::default()).map_err(|e| e.to_string())? {
+            toml::Value::Table(t) => t,
+            _ => return Err("settings must serialize to a table".into()),
+        };
+        for (key, default) in defaults {
+            let var = format!("{ENV_PREFIX}{}", key.to_ascii_uppercase());
+            let Some(raw) = get(&var) else { continue };
+            let raw = raw.trim();
+            let value = match default {
+                toml::Value::Integer(_) => raw.parse::<i64>().map(toml::Value::Integer).map_err(|_| ()),
+                toml::Value::Float(_) => raw.parse::<f64>().map(toml::Value::Float).map_err(|_| ()),
+                toml::Value::Boolean(_) => match raw {
+                    "1" | "true" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
+                    "0" | "false" | "no" | "off" => Ok(toml::Value::Boolean(false)),
+                    _ => Err(()),
+                },
+                _ => Ok(toml::Value::String(raw.to_string())),
+            }
+            .map_err(|_| format!("{var}={raw} is not a valid value"))?;
+            table.insert(key, value);
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("user_token_ttl_secs", self.user_token_ttl_secs > 0),
+            ("device_token_ttl_secs", self.device_token_ttl_secs > 0),
+            ("heartbeat_max_gap_secs", self.heartbeat_max_gap_secs > 0),
+            ("max_json_body_bytes", self.max_json_body_bytes > 0),
+            ("max_storage_rented_mb", self.max_storage_rented_mb > 0.0),
+            ("throttle_window_secs", self.throttle_window_secs > 0),
+            ("argon2_memory_kib", self.argon2_memory_kib >= 8),
+            ("argon2_iterations", self.argon2_iterations > 0),
+            ("argon2_parallelism", self.argon2_parallelism > 0),
+            ("db_max_connections", self.db_max_connections > 0),
+            ("coin_rate", self.coin_rate.is_finite() && self.coin_rate >= 0.0),
+        ];
+        match positive.iter().find(|(_, ok)| !ok) {
+            Some((name, _)) => Err(format!("setting {name} is out of range")),
+            None => Ok(()),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        PathBuf::from(&self.data_dir)
+    }
+
+    /// `DATABASE_URL` if set, else the SQLite file under the data directory.
+    pub fn database_url(&self) -> String {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ => format!("sqlite://{}", self.data_dir().join("peervault.db").display()),
+        }
+    }
+
+    pub fn hash_concurrency(&self) -> usize {
+        if self.hash_concurrency > 0 {
+            return self.hash_concurrency;
+        }
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        cpus.saturating_sub(1).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_parse_as_the_default_type() {
+        let mut t = toml::Table::new();
+        Settings::apply_env(&mut t, |k| match k {
+            "PEERVAULT_COIN_RATE" => Some("0.5".into()),
+            "PEERVAULT_HEARTBEAT_MAX_GAP_SECS" => Some("60".into()),
+            "PEERVAULT_COOKIE_SECURE" => Some("true".into()),
+            "PEERVAULT_DATA_DIR" => Some("/tmp/x".into()),
+            _ => None,
+        })
+        .unwrap();
+        let s: Settings = toml::Value::Table(t).try_into().unwrap();
+        assert_eq!(s.coin_rate, 0.5);
+        assert_eq!(s.heartbeat_max_gap_secs, 60);
+        assert!(s.cookie_secure);
+        assert_eq!(s.data_dir, "/tmp/x");
+        assert_eq!(s.user_token_ttl_secs, Settings::default().user_token_ttl_secs);
+    }
+
+    #[test]
+    fn bad_env_value_is_an_error_naming_the_variable() {
+        let mut t = toml::Table::new();
+        let err = Settings::apply_env(&mut t, |k| (k == "PEERVAULT_COIN_RATE").then(|| "lots".into())).unwrap_err();
+        assert!(err.contains("PEERVAULT_COIN_RATE"), "{err}");
+    }
+
+    #[test]
+    fn leptos_toml_settings_are_all_known_and_valid() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Leptos.toml")).unwrap();
+        let table = Settings::table_from_file_text(&text).unwrap();
+        let s: Settings = toml::Value::Table(table).try_into().unwrap();
+        s.validate().unwrap();
+        // The file documents the defaults: it must not silently change them.
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn leptos_toml_agrees_with_cargo_metadata() {
+        let read = |f: &str| -> toml::Table {
+            std::fs::read_to_string(format!("{}/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap().parse().unwrap()
+        };
+        let cargo = read("Cargo.toml");
+        let leptos = read("Leptos.toml");
+        let meta = &cargo["package"]["metadata"]["leptos"];
+        let runtime = &leptos["package"]["metadata"]["leptos"];
+        for key in ["output-name", "site-root", "site-pkg-dir", "site-addr", "reload-port", "env"] {
+            assert_eq!(meta.get(key), runtime.get(key), "{key} differs between Cargo.toml and Leptos.toml");
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Types shared by the server and the browser (they cross server functions).
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the dashboard shows, computed from stored facts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dashboard {
+    pub username: String,
+    pub peer_id: String,
+    /// MB pledged at onboarding (0 before).
+    pub storage_rented_mb: f64,
+    /// Sum of the coin ledger.
+    pub coins_earned: f64,
+    /// `data_uploaded + data_downloaded`, bytes.
+    pub bandwidth_used: i64,
+    /// Accepted file uploads plus the peer node's reported outbound total, bytes.
+    pub data_uploaded: i64,
+    /// Bytes served for download links plus the peer node's reported inbound total.
+    pub data_downloaded: i64,
+    /// Bytes of distinct content the account stores.
+    pub space_used: i64,
+    /// Uptime the server measured from heartbeats, seconds.
+    pub uptime_seconds: i64,
+    /// When the device last sent a heartbeat, ms since the Unix epoch.
+    pub last_heartbeat_at: Option<i64>,
+}
+
+/// Formats a byte count for people: `0 B`, `1.5 KB`, `12.3 MB` (powers of 1024).
+pub fn human_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 6] = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes.max(0) as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{} B", bytes.max(0))
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Formats a pledge given in MB: `512 MB`, `1.5 GB`.
+pub fn human_megabytes(mb: f64) -> String {
+    if mb >= 1024.0 {
+        format!("{} GB", trim_float(mb / 1024.0, 2))
+    } else {
+        format!("{} MB", trim_float(mb, 2))
+    }
+}
+
+/// Rounds to `decimals` places and drops trailing zeros: 1.50 -> "1.5", 2.00 -> "2".
+pub fn trim_float(value: f64, decimals: usize) -> String {
+    let s = format!("{value:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0 GB");
+        assert_eq!(human_megabytes(512.0), "512 MB");
+        assert_eq!(human_megabytes(1536.0), "1.5 GB");
+        assert_eq!(trim_float(0.123456, 4), "0.1235");
+    }
+}

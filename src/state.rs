@@ -1,0 +1,39 @@
+//! Everything a request handler or server function needs, shared by reference.
+
+use crate::config::Settings;
+use crate::service::{passwords::Hasher, throttle::Throttle, tokens::TokenKeys};
+use crate::store::Db;
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub leptos_options: LeptosOptions,
+    pub settings: Settings,
+    pub db: Db,
+    pub tokens: TokenKeys,
+    pub hasher: Hasher,
+    pub throttle: Throttle,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
