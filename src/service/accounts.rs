@@ -1,0 +1,218 @@
+//! Accounts: registration, logins (web and device), token checks, the dashboard.
+
+use super::tokens::TokenKind;
+use super::Principal;
+use crate::error::{AppError, AppResult};
+use crate::model::Dashboard;
+use crate::state::AppState;
+use crate::store::db::InsertUser;
+use rand::RngCore;
+
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+const MIN_PASSWORD_CHARS: usize = 8;
+
+/// `n` random bytes from the OS CSPRNG, base58-encoded.
+pub fn random_base58(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bs58::encode(bytes).into_string()
+}
+
+/// `n` random bytes from the OS CSPRNG, hex-encoded.
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new peerId: 128 bits from the CSPRNG, base58.
+pub fn new_peer_id() -> String {
+    random_base58(16)
+}
+
+pub fn validate_username(username: &str) -> AppResult<()> {
+    let ok_len = (3..=32).contains(&username.chars().count());
+    let ok_chars = username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok_len && ok_chars {
+        Ok(())
+    } else {
+        Err(AppError::bad_request("Username must be 3 to 32 characters: letters, digits, '_', '.' or '-'"))
+    }
+}
+
+/// A deliberately plain check: one `@`, a non-empty local part, a dotted
+/// domain, no spaces or control characters, at most 254 characters.
+pub fn validate_email(email: &str) -> AppResult<()> {
+    let invalid = || AppError::bad_request("Invalid email address");
+    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
+    let domain_ok = !domain.contains('@')
+        && domain.contains('.')
+        && domain.split('.').all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
+    if local.is_empty() || local.len() > 64 || !domain_ok {
+        return Err(invalid());
+    }
+    Ok(())
+}
+
+pub fn validate_password(password: &str) -> AppResult<()> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_CHARS {
+        Err(AppError::bad_request("Password must be at least 8 characters"))
+    } else if n > MAX_PASSWORD_CHARS {
+        Err(AppError::bad_request("Password must be at most 1024 characters"))
+    } else {
+        Ok(())
+    }
+}
+
+fn user_exists() -> AppError {
+    AppError::conflict("User already exist")
+}
+
+/// Creates an account with a fresh peerId.
+pub async fn register(state: &AppState, username: &str, password: &str, email: &str) -> AppResult<()> {
+    let email = email.trim();
+    validate_username(username)?;
+    validate_email(email)?;
+    validate_password(password)?;
+    // Cheap early answer; the unique indexes still decide under concurrency.
+    if state.db.username_or_email_taken(username, email).await? {
+        return Err(user_exists());
+    }
+    let hash = state.hasher.hash(password).await?;
+    match state.db.insert_user(username, email, &hash, &new_peer_id(), crate::store::now_ms()).await? {
+        InsertUser::Created(id) => {
+            tracing::info!(user_id = id, "account registered");
+            Ok(())
+        }
+        InsertUser::Taken => Err(user_exists()),
+    }
+}
+
+/// Throttle keys for a login route: the account and the client address.
+fn throttle_keys(route: &str, account: &str, client: &str) -> (String, String) {
+    (format!("{route}:account:{}", account.to_lowercase()), format!("{route}:ip:{client}"))
+}
+
+fn check_throttle(state: &AppState, keys: &(String, String)) -> AppResult<()> {
+    let s = &state.settings;
+    if state.throttle.is_blocked(&keys.0, s.login_max_failures_per_account)
+        || state.throttle.is_blocked(&keys.1, s.login_max_failures_per_ip)
+    {
+        return Err(AppError::too_many_attempts());
+    }
+    Ok(())
+}
+
+fn record_failure(state: &AppState, keys: &(String, String)) {
+    state.throttle.record_failure(&keys.0);
+    state.throttle.record_failure(&keys.1);
+}
+
+/// Web/user login by username or email. Returns a `user` token.
+pub async fn login(state: &AppState, login: &str, password: &str, client: &str) -> AppResult<String> {
+    let keys = throttle_keys("login", login, client);
+    check_throttle(state, &keys)?;
+    let account = state.db.credentials_by_login(login).await?;
+    let ok = state.hasher.verify(password, account.as_ref().map(|a| a.password_hash.as_str())).await?;
+    match account {
+        Some(a) if ok => {
+            state.throttle.clear(&keys.0);
+            state.tokens.issue(a.id, TokenKind::User, a.token_version, state.settings.user_token_ttl_secs)
+        }
+        _ => {
+            record_failure(state, &keys);
+            Err(AppError::unauthorized("Invalid username or password"))
+        }
+    }
+}
+
+/// Compares without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Android login with the account's peerId. Returns a `device` token.
+pub async fn device_login(state: &AppState, username: &str, peer_id: &str, client: &str) -> AppResult<String> {
+    let keys = throttle_keys("android_auth", username, client);
+    check_throttle(state, &keys)?;
+    let account = state.db.credentials_by_username(username).await?;
+    match account {
+        Some(a) if constant_time_eq(a.peer_id.as_bytes(), peer_id.as_bytes()) => {
+            state.throttle.clear(&keys.0);
+            state.tokens.issue(a.id, TokenKind::Device, a.token_version, state.settings.device_token_ttl_secs)
+        }
+        _ => {
+            record_failure(state, &keys);
+            Err(AppError::unauthorized("Invalid username or PeerID"))
+        }
+    }
+}
+
+/// Resolves a bearer token to its account, refusing bad, expired and revoked tokens.
+pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Principal> {
+    let claims = state.tokens.decode(token)?;
+    let user_id: i64 = claims.sub.parse().map_err(|_| AppError::token_invalid())?;
+    let subject = state.db.token_subject(user_id).await?.ok_or_else(AppError::token_invalid)?;
+    if subject.token_version != claims.ver {
+        return Err(AppError::token_invalid());
+    }
+    Ok(Principal { user_id, username: subject.username, kind: claims.kind })
+}
+
+pub async fn dashboard(state: &AppState, who: &Principal) -> AppResult<Dashboard> {
+    let row = state.db.dashboard(who.user_id).await?.ok_or_else(AppError::token_invalid)?;
+    let data_uploaded = row.files_uploaded_bytes.saturating_add(row.peer_out);
+    let data_downloaded = row.files_downloaded_bytes.saturating_add(row.peer_in);
+    Ok(Dashboard {
+        username: row.username,
+        peer_id: row.peer_id,
+        storage_rented_mb: row.storage_rented_mb,
+        coins_earned: row.coins,
+        bandwidth_used: data_uploaded.saturating_add(data_downloaded),
+        data_uploaded,
+        data_downloaded,
+        space_used: row.space_used,
+        uptime_seconds: row.uptime_ms / 1000,
+        last_heartbeat_at: row.last_heartbeat_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        for ok in ["abc", "a_b.c-d", "A23456789012345678901234567890xy"] {
+            assert!(validate_username(ok).is_ok(), "{ok}");
+        }
+        for bad in ["ab", "a b", "ünï", "x/y", "A234567890123456789012345678901xy", ""] {
+            assert!(validate_username(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        for ok in ["a@b.co", "first.last+tag@sub.example.org"] {
+            assert!(validate_email(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a", "a@b", "@b.co", "a@@b.co", "a b@c.de", "a@.co", "a@b..co", "a@-b.co"] {
+            assert!(validate_email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_and_peer_ids() {
+        assert!(validate_password("1234567").is_err());
+        assert!(validate_password("12345678").is_ok());
+        assert!(validate_password(&"x".repeat(1025)).is_err());
+        let p = new_peer_id();
+        assert!(p.len() >= 17 && bs58::decode(&p).into_vec().unwrap().len() == 16);
+        assert_ne!(p, new_peer_id());
+        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"ab", b"abc"));
+    }
+}

@@ -1,0 +1,33 @@
+//! The rules, each written once. JSON routes and server functions both call
+//! these; nothing here knows about HTTP.
+
+pub mod accounts;
+pub mod bandwidth;
+pub mod devices;
+pub mod passwords;
+pub mod throttle;
+pub mod tokens;
+pub mod uptime;
+
+use tokens::TokenKind;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: i64,
+    pub username: String,
+    pub kind: TokenKind,
+}
+
+impl Principal {
+    /// Account-level actions (password, peerId, deletion) need a user login;
+    /// a device token is refused with 403.
+    pub fn require_user(&self) -> crate::error::AppResult<()> {
+        match self.kind {
+            TokenKind::User => Ok(()),
+            TokenKind::Device => Err(crate::error::AppError::forbidden(
+                "This action needs a user login; device tokens are not accepted here",
+            )),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! HS256 JWTs carrying the account id, the token kind and the account's
+//! token version (bumping it revokes every older token).
+
+use crate::error::{AppError, AppResult};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    User,
+    Device,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub kind: TokenKind,
+    pub ver: i64,
+}
+
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+pub const SECRET_ENV: &str = "PEERVAULT_JWT_SECRET";
+const SECRET_FILE: &str = "jwt_secret";
+const MIN_SECRET_LEN: usize = 32;
+
+impl TokenKeys {
+    pub fn from_secret(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
+    }
+
+    /// `PEERVAULT_JWT_SECRET` if set; otherwise the secret file in the data
+    /// directory, generated on first run with mode 0600.
+    pub fn load(data_dir: &Path) -> Result<Self, String> {
+        if let Ok(secret) = std::env::var(SECRET_ENV) {
+            if secret.len() < MIN_SECRET_LEN {
+                return Err(format!("{SECRET_ENV} must be at least {MIN_SECRET_LEN} characters"));
+            }
+            return Ok(Self::from_secret(secret.as_bytes()));
+        }
+        let path = data_dir.join(SECRET_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) if text.trim().len() >= MIN_SECRET_LEN => Ok(Self::from_secret(text.trim().as_bytes())),
+            Ok(_) => Err(format!("{} is too short; delete it to generate a new one", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let secret = crate::service::accounts::random_hex(64);
+                write_private(&path, secret.as_bytes())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                tracing::info!(path = %path.display(), "generated a new JWT secret");
+                Ok(Self::from_secret(secret.as_bytes()))
+            }
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    pub fn issue(&self, user_id: i64, kind: TokenKind, version: i64, ttl_secs: i64) -> AppResult<String> {
+        let now = crate::store::now_ms() / 1000;
+        let claims = Claims { sub: user_id.to_string(), iat: now, exp: now + ttl_secs, kind, ver: version };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
+    }
+
+    /// Checks signature, algorithm and expiry. The caller still checks the
+    /// token version against the account.
+    pub fn decode(&self, token: &str) -> AppResult<Claims> {
+        decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|_| AppError::token_invalid())
+    }
+}
+
+/// Creates `path` with mode 0600 (owner read/write only), failing if it exists.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_tamper() {
+        let keys = TokenKeys::from_secret(b"0123456789abcdef0123456789abcdef");
+        let t = keys.issue(7, TokenKind::Device, 3, 60).unwrap();
+        let c = keys.decode(&t).unwrap();
+        assert_eq!((c.sub.as_str(), c.kind, c.ver), ("7", TokenKind::Device, 3));
+        let other = TokenKeys::from_secret(b"another-secret-another-secret-xx");
+        assert!(other.decode(&t).is_err());
+        let expired = keys.issue(7, TokenKind::User, 0, -1).unwrap();
+        assert!(keys.decode(&expired).is_err());
+    }
+}

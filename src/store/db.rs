@@ -1,0 +1,269 @@
+//! The SQLite pool and every query the services need.
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+#[derive(Clone)]
+pub struct Db {
+    pool: SqlitePool,
+}
+
+/// What login needs of an account.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Credentials {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+    pub peer_id: String,
+    pub token_version: i64,
+}
+
+/// What token verification needs of an account.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenSubject {
+    pub username: String,
+    pub token_version: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HeartbeatState {
+    pub storage_rented_mb: f64,
+    pub last_heartbeat_at: Option<i64>,
+}
+
+/// The stored facts behind the dashboard.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DashboardRow {
+    pub username: String,
+    pub peer_id: String,
+    pub storage_rented_mb: f64,
+    pub coins: f64,
+    pub uptime_ms: i64,
+    pub last_heartbeat_at: Option<i64>,
+    pub files_uploaded_bytes: i64,
+    pub files_downloaded_bytes: i64,
+    pub peer_in: i64,
+    pub peer_out: i64,
+    pub space_used: i64,
+}
+
+pub enum InsertUser {
+    Created(i64),
+    Taken,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database and applies the migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, String> {
+        if !url.starts_with("sqlite:") {
+            return Err(format!(
+                "unsupported DATABASE_URL scheme in {:?}: this build supports sqlite: only",
+                url.split(':').next().unwrap_or_default()
+            ));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| format!("invalid DATABASE_URL: {e}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await
+            .map_err(|e| format!("cannot open database: {e}"))?;
+        MIGRATOR.run(&pool).await.map_err(|e| format!("migration failed: {e}"))?;
+        Ok(Self { pool })
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    pub async fn insert_user(
+        &self,
+        username: &str,
+        email: &str,
+        password_hash: &str,
+        peer_id: &str,
+        now: i64,
+    ) -> Result<InsertUser, sqlx::Error> {
+        let res = sqlx::query(
+            "INSERT INTO users (username, email, password_hash, peer_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(username)
+        .bind(email)
+        .bind(password_hash)
+        .bind(peer_id)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await;
+        match res {
+            Ok(row) => Ok(InsertUser::Created(row.get(0))),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(InsertUser::Taken),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn username_or_email_taken(&self, username: &str, email: &str) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE lower(username) = lower($1) OR lower(email) = lower($2))",
+        )
+        .bind(username)
+        .bind(email)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get::<bool, _>(0))
+    }
+
+    /// Finds an account by username or email, both case-insensitively.
+    pub async fn credentials_by_login(&self, login: &str) -> Result<Option<Credentials>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, username, password_hash, peer_id, token_version FROM users \
+             WHERE lower(username) = lower($1) OR lower(email) = lower($1) \
+             ORDER BY lower(username) = lower($1) DESC LIMIT 1",
+        )
+        .bind(login)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn credentials_by_username(&self, username: &str) -> Result<Option<Credentials>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, username, password_hash, peer_id, token_version FROM users WHERE lower(username) = lower($1)",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn token_subject(&self, user_id: i64) -> Result<Option<TokenSubject>, sqlx::Error> {
+        sqlx::query_as("SELECT username, token_version FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub async fn set_storage_rented(&self, user_id: i64, mb: f64, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE users SET storage_rented_mb = $1, onboarded_at = $2 WHERE id = $3")
+            .bind(mb)
+            .bind(now)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn heartbeat_state(&self, user_id: i64) -> Result<Option<HeartbeatState>, sqlx::Error> {
+        sqlx::query_as("SELECT storage_rented_mb, last_heartbeat_at FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Records a heartbeat at `now` if the previous one is still `previous`
+    /// (compare-and-set), crediting `credited_ms` of uptime and appending a
+    /// ledger entry of `coins` in the same transaction. Returns false when
+    /// another heartbeat won the race: the caller re-reads and retries, so an
+    /// interval is never credited twice.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_heartbeat(
+        &self,
+        user_id: i64,
+        previous: Option<i64>,
+        now: i64,
+        credited_ms: i64,
+        storage_rented_mb: f64,
+        coin_rate: f64,
+        coins: f64,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // The write comes first, so the transaction holds the write lock from
+        // its first statement on (no read-to-write upgrade to deadlock on).
+        let updated = sqlx::query(
+            "UPDATE users SET last_heartbeat_at = $1, uptime_ms = uptime_ms + $2 \
+             WHERE id = $3 AND last_heartbeat_at IS $4",
+        )
+        .bind(now)
+        .bind(credited_ms)
+        .bind(user_id)
+        .bind(previous)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if credited_ms > 0 {
+            sqlx::query(
+                "INSERT INTO coin_ledger (user_id, credited_ms, storage_rented_mb, coin_rate, coins, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(user_id)
+            .bind(credited_ms)
+            .bind(storage_rented_mb)
+            .bind(coin_rate)
+            .bind(coins)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Stores a bandwidth report, banking a stored total that the new one is lower than.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_bandwidth(
+        &self,
+        user_id: i64,
+        total_in: i64,
+        total_out: i64,
+        rate_in: f64,
+        rate_out: f64,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        // One statement: the banking decision reads the stored row under the
+        // same write, so concurrent reports cannot lose a banked total.
+        sqlx::query(
+            "INSERT INTO peer_bandwidth (user_id, total_in, total_out, rate_in, rate_out, banked_in, banked_out, reported_at) \
+             VALUES ($1, $2, $3, $4, $5, 0, 0, $6) \
+             ON CONFLICT (user_id) DO UPDATE SET \
+               banked_in  = peer_bandwidth.banked_in  + CASE WHEN excluded.total_in  < peer_bandwidth.total_in  THEN peer_bandwidth.total_in  ELSE 0 END, \
+               banked_out = peer_bandwidth.banked_out + CASE WHEN excluded.total_out < peer_bandwidth.total_out THEN peer_bandwidth.total_out ELSE 0 END, \
+               total_in = excluded.total_in, total_out = excluded.total_out, \
+               rate_in = excluded.rate_in, rate_out = excluded.rate_out, reported_at = excluded.reported_at",
+        )
+        .bind(user_id)
+        .bind(total_in)
+        .bind(total_out)
+        .bind(rate_in)
+        .bind(rate_out)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn dashboard(&self, user_id: i64) -> Result<Option<DashboardRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT u.username, u.peer_id, u.storage_rented_mb, \
+               CAST(COALESCE((SELECT SUM(l.coins) FROM coin_ledger l WHERE l.user_id = u.id), 0) AS DOUBLE PRECISION) AS coins, \
+               u.uptime_ms, u.last_heartbeat_at, u.files_uploaded_bytes, u.files_downloaded_bytes, \
+               COALESCE(b.total_in + b.banked_in, 0) AS peer_in, \
+               COALESCE(b.total_out + b.banked_out, 0) AS peer_out, \
+               0 AS space_used \
+             FROM users u LEFT JOIN peer_bandwidth b ON b.user_id = u.id WHERE u.id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+}
