@@ -1,0 +1,34 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use super::*;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "peervault JSON API", description = "The routes the Android client calls. Prose: docs/API.md."),
+    paths(healthz, register, login, android_auth, dashboard, onboarding, active_time, rateinout),
+    components(schemas(Message, TokenResponse, Health, RegisterRequest, LoginRequest, AndroidAuthRequest,
+        DashboardResponse, OnboardingRequest, ActiveTimeRequest, RateInOutRequest)),
+    modifiers(&TokenAuth),
+)]
+pub struct ApiDoc;
+
+struct TokenAuth;
+
+impl Modify for TokenAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "The JWT from /login or /android_auth, raw or as `Bearer <JWT>`.",
+            ))),
+        );
+    }
+}
+
+pub async fn serve() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
