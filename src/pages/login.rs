@@ -1,0 +1,44 @@
+use crate::components::form_error::FormError;
+use crate::error::AppError;
+use leptos::prelude::*;
+use leptos_router::{components::A, hooks::use_query_map};
+
+/// Checks the password, sets the session cookie and opens the dashboard.
+#[server]
+pub async fn log_in(username: String, password: String) -> Result<(), AppError> {
+    use super::ssr;
+    let state = ssr::state()?;
+    let client = ssr::client_addr().await?;
+    let token = crate::service::accounts::login(&state, &username, &password, &client).await?;
+    ssr::set_session_cookie(&token)?;
+    leptos_axum::redirect("/dashboard");
+    Ok(())
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let login = ServerAction::<LogIn>::new();
+    let error = Signal::derive(move || login.value().get().and_then(Result::err));
+    let query = use_query_map();
+    let registered = move || query.read().get("registered").is_some();
+    view! {
+        <section class="narrow">
+            <h1>"Log in"</h1>
+            <Show when=registered>
+                <p class="notice" role="status">"Your account is ready. Log in to continue."</p>
+            </Show>
+            <ActionForm action=login attr:class="form">
+                <label for="login-username">"Username"</label>
+                <input id="login-username" name="username" type="text" autocomplete="username" required/>
+                <p class="hint">"Your email works too."</p>
+                <label for="login-password">"Password"</label>
+                <input id="login-password" name="password" type="password" autocomplete="current-password" required/>
+                <FormError error/>
+                <button type="submit" class="button" disabled=move || login.pending().get()>
+                    {move || if login.pending().get() { "Logging in…" } else { "Log in" }}
+                </button>
+            </ActionForm>
+            <p>"No account yet? " <A href="/register">"Register"</A></p>
+        </section>
+    }
+}
