@@ -1,0 +1,417 @@
+// Test harness for the peervault JSON API suite (`node --test end2end/api/`).
+//
+// Node 20 built-ins only. Every test file starts its own server with
+// `startServer(env)` in a `before` hook and stops it in `after`.
+//
+// The server binary is `target/release/peervault` (built by `make build`),
+// or whatever PEERVAULT_BIN points at.
+
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = path.resolve(HERE, '..', '..');
+
+const STARTUP_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 5_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+
+// ---------------------------------------------------------------------------
+// Server lifecycle
+// ---------------------------------------------------------------------------
+
+/** Children still running, killed if the test process dies without `stop()`. */
+const liveChildren = new Set();
+process.on('exit', () => {
+  for (const child of liveChildren) {
+    try { child.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+});
+
+/** A TCP port that was free a moment ago (bind port 0, read it, close). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function binaryPath() {
+  const bin = process.env.PEERVAULT_BIN || 'target/release/peervault';
+  return path.resolve(REPO_ROOT, bin);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export { sleep };
+
+/**
+ * Start a fresh server on a free port with a fresh data dir.
+ * @param {Record<string,string|number>} envOverrides extra env (e.g. PEERVAULT_COIN_RATE)
+ * @returns {Promise<{base:string, port:number, dataDir:string, secret:string,
+ *   proc:import('node:child_process').ChildProcess, stdout:()=>string,
+ *   stderr:()=>string, stop:()=>Promise<void>}>}
+ */
+export async function startServer(envOverrides = {}) {
+  const bin = binaryPath();
+  if (!fs.existsSync(bin)) {
+    throw new Error(`peervault binary not found at ${bin}: build it first (make build) or set PEERVAULT_BIN`);
+  }
+  const port = await freePort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'peervault-e2e-'));
+  const secret = crypto.randomBytes(32).toString('hex');
+  const overrides = Object.fromEntries(
+    Object.entries(envOverrides).map(([k, v]) => [k, String(v)]),
+  );
+  const env = {
+    ...process.env,
+    LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+    LEPTOS_SITE_ROOT: 'target/site',
+    PEERVAULT_DATA_DIR: dataDir,
+    PEERVAULT_JWT_SECRET: secret,
+    ...overrides,
+  };
+  const effectiveSecret = env.PEERVAULT_JWT_SECRET;
+
+  const proc = spawn(bin, [], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  liveChildren.add(proc);
+  const out = [];
+  const err = [];
+  proc.stdout.on('data', (c) => out.push(c));
+  proc.stderr.on('data', (c) => err.push(c));
+  const stdout = () => Buffer.concat(out).toString('utf8');
+  const stderr = () => Buffer.concat(err).toString('utf8');
+
+  let exited = null; // { code, signal } once the process is gone
+  const exitPromise = new Promise((resolve) => {
+    proc.on('exit', (code, signal) => {
+      exited = { code, signal };
+      liveChildren.delete(proc);
+      resolve(exited);
+    });
+    proc.on('error', (e) => {
+      exited = { code: null, signal: null, error: e };
+      liveChildren.delete(proc);
+      resolve(exited);
+    });
+  });
+
+  const removeDataDir = () => fs.rmSync(dataDir, { recursive: true, force: true });
+
+  const stop = async () => {
+    if (!exited) {
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => { if (!exited) proc.kill('SIGKILL'); }, STOP_GRACE_MS);
+      await exitPromise;
+      clearTimeout(timer);
+    }
+    removeDataDir();
+  };
+
+  const base = `http://127.0.0.1:${port}`;
+  const server = { base, port, dataDir, secret: effectiveSecret, proc, stdout, stderr, stop };
+
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  let lastProblem = 'no answer yet';
+  for (;;) {
+    if (exited) {
+      removeDataDir();
+      throw new Error(
+        `peervault exited during startup (code ${exited.code}, signal ${exited.signal}` +
+        `${exited.error ? `, ${exited.error.message}` : ''})\n--- stderr ---\n${stderr()}\n--- stdout ---\n${stdout()}`,
+      );
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(
+        `peervault did not answer GET /healthz with 200 within ${STARTUP_TIMEOUT_MS} ms (${lastProblem})` +
+        `\n--- stderr ---\n${stderr()}\n--- stdout ---\n${stdout()}`,
+      );
+    }
+    try {
+      const res = await request(server, 'GET', '/healthz', { timeout: 2_000 });
+      if (res.status === 200) break;
+      lastProblem = `last status ${res.status}: ${res.text.slice(0, 200)}`;
+    } catch (e) {
+      lastProblem = e.code || e.message;
+    }
+    await sleep(100);
+  }
+  return server;
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------
+
+/**
+ * One HTTP request on a fresh connection (node:http, so raw bytes, any
+ * Content-Type and a chosen source address can be sent).
+ *
+ * @param {{base:string}} server
+ * @param {string} method
+ * @param {string} urlPath
+ * @param {{json?:any, body?:Buffer|string, headers?:Record<string,string>,
+ *   token?:string, localAddress?:string, timeout?:number}} [opts]
+ *   json: serialised, Content-Type application/json (unless headers set one);
+ *   body: raw bytes sent as is (no Content-Type unless headers set one);
+ *   token: sent raw as `Authorization: <token>`.
+ * @returns {Promise<{status:number, headers:Record<string,string|string[]>,
+ *   text:string, raw:Buffer, json:any}>} json is undefined when the body does not parse.
+ */
+export function request(server, method, urlPath, opts = {}) {
+  const { json, body, headers = {}, token, localAddress, timeout = REQUEST_TIMEOUT_MS } = opts;
+  const url = new URL(urlPath, server.base);
+  const hdrs = {};
+  for (const [k, v] of Object.entries(headers)) hdrs[k.toLowerCase()] = v;
+
+  let payload = null;
+  if (json !== undefined) {
+    payload = Buffer.from(JSON.stringify(json), 'utf8');
+    if (!('content-type' in hdrs)) hdrs['content-type'] = 'application/json';
+  } else if (body !== undefined) {
+    payload = Buffer.isBuffer(body) ? body : Buffer.from(String(body), 'utf8');
+  }
+  if (payload !== null && !('content-length' in hdrs)) hdrs['content-length'] = String(payload.length);
+  if (token !== undefined) hdrs.authorization = token;
+
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const req = http.request({
+      method,
+      hostname: url.hostname,
+      port: url.port,
+      path: url.pathname + url.search,
+      headers: hdrs,
+      agent: false, // fresh connection, so localAddress always applies
+      localAddress,
+      timeout,
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('error', (e) => { if (!settled) { settled = true; reject(e); } });
+      res.on('end', () => {
+        if (settled) return;
+        settled = true;
+        const raw = Buffer.concat(chunks);
+        const text = raw.toString('utf8');
+        let parsed;
+        try { parsed = JSON.parse(text); } catch { parsed = undefined; }
+        resolve({ status: res.statusCode, headers: res.headers, text, raw, json: parsed });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${urlPath}: no answer within ${timeout} ms`)));
+    // A server may answer (e.g. 413) and close before it read the whole body:
+    // a write error after the response started is not a failure of the request.
+    req.on('error', (e) => { if (!settled) { settled = true; reject(e); } });
+    if (payload !== null) req.write(payload);
+    req.end();
+  });
+}
+
+export const post = (server, urlPath, opts) => request(server, 'POST', urlPath, opts);
+
+/** Assert a JSON response: status, exact body, Content-Type application/json. */
+export function assertJson(res, status, expectedBody) {
+  const ctx = `(got ${res.status} ${res.headers['content-type'] ?? '<no content-type>'}: ${res.text.slice(0, 500)})`;
+  assert.equal(res.status, status, `status ${ctx}`);
+  assert.match(String(res.headers['content-type'] ?? ''), /^application\/json\b/i, `content-type ${ctx}`);
+  assert.notEqual(res.json, undefined, `body is not JSON ${ctx}`);
+  if (expectedBody !== undefined) assert.deepStrictEqual(res.json, expectedBody, ctx);
+  return res.json;
+}
+
+// ---------------------------------------------------------------------------
+// Accounts
+// ---------------------------------------------------------------------------
+
+export const uniqueSuffix = () => crypto.randomBytes(5).toString('hex');
+
+/** A fresh, valid, unique set of credentials (not registered). */
+export function newCredentials(overrides = {}) {
+  const username = `u_${uniqueSuffix()}`;
+  return {
+    username,
+    email: `${username}@example.com`,
+    password: `pw-${crypto.randomBytes(9).toString('base64url')}`,
+    ...overrides,
+  };
+}
+
+/** Register a unique user (asserting success); returns {username, email, password}. */
+export async function registerUser(server, overrides = {}) {
+  const creds = newCredentials(overrides);
+  const res = await post(server, '/register', { json: creds });
+  assertJson(res, 200, { message: 'User registered successfully' });
+  return creds;
+}
+
+/** Log in (username or email in the `username` field); asserts 200 and returns the JWT. */
+export async function loginUser(server, user, { localAddress, as = 'username' } = {}) {
+  const res = await post(server, '/login', {
+    json: { username: as === 'email' ? user.email : user.username, password: user.password },
+    localAddress,
+  });
+  const body = assertJson(res, 200);
+  assert.equal(typeof body.token, 'string', `login gave no token: ${res.text}`);
+  return body.token;
+}
+
+/** POST /dashboard with the given token; asserts 200 and returns the body. */
+export async function dashboard(server, token) {
+  const res = await post(server, '/dashboard', { token });
+  return assertJson(res, 200);
+}
+
+/** The account's peerId, read from its dashboard. */
+export async function peerIdOf(server, userToken) {
+  return (await dashboard(server, userToken)).peerId;
+}
+
+/** A device token via /android_auth (looks the peerId up with a user login). */
+export async function deviceToken(server, user, { localAddress } = {}) {
+  const peerId = user.peerId ?? await peerIdOf(server, await loginUser(server, user, { localAddress }));
+  const res = await post(server, '/android_auth', { json: { username: user.username, peerId }, localAddress });
+  const body = assertJson(res, 200);
+  assert.equal(typeof body.token, 'string', `android_auth gave no token: ${res.text}`);
+  return body.token;
+}
+
+/** Register + log in; returns { ...creds, token }. */
+export async function newUserWithToken(server, overrides = {}) {
+  const user = await registerUser(server, overrides);
+  const token = await loginUser(server, user);
+  return { ...user, token };
+}
+
+/** POST /onboarding with the pledge; asserts 200. */
+export async function onboard(server, token, storageRented) {
+  const res = await post(server, '/onboarding', { token, json: { storageRented } });
+  return assertJson(res, 200);
+}
+
+// ---------------------------------------------------------------------------
+// JWT
+// ---------------------------------------------------------------------------
+
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+const HMAC = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' };
+
+/**
+ * Sign a JWT. alg HS256 (default), HS384, HS512 or 'none' (empty signature).
+ * `header` adds/overrides header fields. The key is the secret's UTF-8 bytes.
+ */
+export function signJwt(secret, claims, { alg = 'HS256', header = {} } = {}) {
+  const head = b64url(JSON.stringify({ alg, typ: 'JWT', ...header }));
+  const body = b64url(JSON.stringify(claims));
+  const input = `${head}.${body}`;
+  if (alg === 'none') return `${input}.`;
+  const hash = HMAC[alg];
+  if (!hash) throw new Error(`unsupported alg ${alg}`);
+  return `${input}.${crypto.createHmac(hash, secret).update(input).digest('base64url')}`;
+}
+
+/** Decode (without verifying) a JWT into { header, payload, signature }. */
+export function decodeJwt(token) {
+  const parts = token.split('.');
+  assert.equal(parts.length, 3, `not a JWT: ${token}`);
+  return {
+    header: JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8')),
+    payload: JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')),
+    signature: parts[2],
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Source addresses
+// ---------------------------------------------------------------------------
+
+// Linux routes all of 127.0.0.0/8 to lo, so any 127.x.y.z works as a source
+// address. Start at a per-process offset so parallel test files never share.
+let ipCounter = (process.pid % 200) * 60_000;
+
+/** A distinct 127.x.y.z per call (never 127.0.0.1, never .0 or .255). */
+export function uniqueIp() {
+  ipCounter += 1;
+  const n = ipCounter % (250 * 250 * 250);
+  const x = 1 + Math.floor(n / 62_500); // 1..250: never 127.0.*.*
+  const y = Math.floor(n / 250) % 250;
+  const z = (n % 250) + 1; // 1..250
+  return `127.${x}.${y}.${z}`;
+}
+
+// ---------------------------------------------------------------------------
+// Misc
+// ---------------------------------------------------------------------------
+
+/** Shortest decimal form of a number, as JavaScript (and the contract) prints it. */
+export const shortest = (n) => String(Number(n));
+
+/** Base58 (Bitcoin alphabet) check. */
+export const BASE58 = /^[123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz]+$/;
+
+/** The canonical error bodies of the contract. */
+export const MSG = {
+  tokenMissing: { message: 'Token is missing' },
+  tokenInvalid: { message: 'Token is invalid' },
+  tooLarge: { message: 'Request body too large' },
+  wrongContentType: { message: 'Content-Type must be application/json' },
+  badUtf8: { message: 'Request body is not valid UTF-8' },
+  malformed: { message: 'Malformed JSON in request body' },
+  notObject: { message: 'Request body must be a JSON object' },
+  tooMany: { message: 'Too many attempts, please try again later' },
+  badLogin: { message: 'Invalid username or password' },
+  badDevice: { message: 'Invalid username or PeerID' },
+  userExists: { message: 'User already exist' },
+  dataMissing: { message: 'Data missing' },
+  missing: (field) => ({ message: `Missing ${field} field in request body` }),
+  notString: (field) => ({ message: `${field} must be a string` }),
+};
+
+/**
+ * Assert that a rejected registration left nothing behind: logging in with
+ * its credentials fails (from a fresh source address, so no throttle budget
+ * is touched) and its username and email are still free (registering them
+ * now succeeds). Pass `usernameValid:false` / `emailValid:false` when that
+ * value was itself the invalid input: a fresh valid one is used instead.
+ */
+export async function assertNotRegistered(server, creds, { usernameValid = true, emailValid = true } = {}) {
+  if (usernameValid && typeof creds.password === 'string' && creds.password.length > 0) {
+    const login = await post(server, '/login', {
+      json: { username: creds.username, password: creds.password },
+      localAddress: uniqueIp(),
+    });
+    assertJson(login, 401, MSG.badLogin);
+  }
+  const fresh = newCredentials();
+  const res = await post(server, '/register', {
+    json: {
+      username: usernameValid ? creds.username : fresh.username,
+      email: emailValid ? creds.email : fresh.email,
+      password: fresh.password,
+    },
+  });
+  assertJson(res, 200, { message: 'User registered successfully' });
+}
+
+/** A JSON text of exactly `size` bytes for `obj`, padded with whitespace. */
+export function paddedJson(obj, size) {
+  const s = JSON.stringify(obj);
+  const pad = size - Buffer.byteLength(s, 'utf8');
+  if (pad < 0) throw new Error(`object needs ${Buffer.byteLength(s)} bytes, more than ${size}`);
+  return `${s.slice(0, -1)}${' '.repeat(pad)}}`;
+}
+
+/** Coins of one credited interval: ms/3600000 h * MB/1024 GB * coins per GB-hour. */
+export const coinsFor = (ms, storageMb, coinRate) => (ms / 3_600_000) * (storageMb / 1024) * coinRate;

@@ -1,0 +1,96 @@
+// Register, log in, see the dashboard, log out: the whole visit in a real browser.
+import { test, expect } from '@playwright/test';
+import { randomBytes } from 'node:crypto';
+
+const unique = () => randomBytes(4).toString('hex');
+
+/** Opens a page and waits until the WASM has hydrated it. */
+async function open(page, path) {
+  await page.goto(path);
+  await page.locator('html[data-hydrated="true"]').waitFor();
+}
+
+async function register(page, user) {
+  await open(page, '/register');
+  await page.getByLabel('Username').fill(user.username);
+  await page.getByLabel('Email').fill(user.email);
+  await page.getByLabel('Password').fill(user.password);
+  await page.getByRole('button', { name: 'Register' }).click();
+  await expect(page).toHaveURL(/\/login\?registered=1$/);
+}
+
+async function logIn(page, user) {
+  await page.getByLabel('Username').fill(user.username);
+  await page.getByLabel('Password').fill(user.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+test('register, log in, see the dashboard, log out', async ({ page }) => {
+  const id = unique();
+  const user = { username: `web_${id}`, email: `web_${id}@example.org`, password: `pw-${id}-secret` };
+
+  await register(page, user);
+  await expect(page.getByRole('status')).toContainText('Your account is ready');
+
+  await page.locator('html[data-hydrated="true"]').waitFor();
+  await logIn(page, user);
+  await expect(page).toHaveURL(/\/dashboard$/);
+  await expect(page.getByRole('heading', { name: 'Dashboard' })).toBeVisible();
+
+  const figure = (name) => page.locator(`[data-figure="${name}"] dd`);
+  await expect(figure('username')).toHaveText(user.username);
+  await expect(figure('storage_rented')).toHaveText('0 MB');
+  await expect(figure('coins_earned')).toHaveText('0 coins');
+  for (const name of ['bandwidth_used', 'data_uploaded', 'data_downloaded', 'space_used']) {
+    await expect(figure(name)).toHaveText('0 B');
+  }
+  const peerId = (await page.locator('[data-figure="peerId"] code').textContent()).trim();
+  expect(peerId).toMatch(/^[1-9A-HJ-NP-Za-km-z]{17,}$/);
+  await expect(page.getByRole('button', { name: 'Copy peer ID' })).toBeVisible();
+
+  // The peerId on the page is the device credential the JSON API accepts.
+  const auth = await page.request.post('/android_auth', { data: { username: user.username, peerId } });
+  expect(auth.status()).toBe(200);
+
+  await expect(page.getByRole('navigation')).toContainText(user.username);
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  const nav = page.getByRole('navigation', { name: 'Main' });
+  await expect(nav.getByRole('link', { name: 'Register' })).toBeVisible();
+  await expect(nav.getByRole('button', { name: 'Log out' })).toHaveCount(0);
+
+  // Signed out, the dashboard sends the visitor to the login page.
+  await page.goto('/dashboard');
+  await expect(page).toHaveURL(/\/login$/);
+});
+
+test('wrong password shows the contract message next to the form', async ({ page }) => {
+  const id = unique();
+  const user = { username: `wp_${id}`, email: `wp_${id}@example.org`, password: `pw-${id}-secret` };
+  await register(page, user);
+  await page.locator('html[data-hydrated="true"]').waitFor();
+  await logIn(page, { ...user, password: 'not-the-password' });
+  await expect(page.getByRole('alert')).toHaveText('Invalid username or password');
+  await expect(page).toHaveURL(/\/login/);
+});
+
+test('a taken username is refused on the register page', async ({ page }) => {
+  const id = unique();
+  const user = { username: `dup_${id}`, email: `dup_${id}@example.org`, password: `pw-${id}-secret` };
+  await register(page, user);
+  await open(page, '/register');
+  await page.getByLabel('Username').fill(user.username.toUpperCase());
+  await page.getByLabel('Email').fill(`other_${id}@example.org`);
+  await page.getByLabel('Password').fill(user.password);
+  await page.getByRole('button', { name: 'Register' }).click();
+  await expect(page.getByRole('alert')).toHaveText('User already exist');
+});
+
+test('the start page explains peervault and an unknown page says so', async ({ page }) => {
+  await open(page, '/');
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('peervault');
+  await expect(page.getByRole('link', { name: 'Create an account' })).toBeVisible();
+  const res = await page.goto('/no/such/page');
+  expect(res.status()).toBe(404);
+  await expect(page.getByRole('heading', { name: 'Page not found' })).toBeVisible();
+});
