@@ -61,6 +61,12 @@ describe('Authorization on protected routes', () => {
     });
   }
 
+  for (const [what, header] of Object.entries({ 'an empty header': '', '"Bearer" alone': 'Bearer', '"Bearer " and spaces': 'Bearer   ' })) {
+    it(`${what} counts as no token → 401 "Token is missing"`, async () => {
+      assertJson(await post(server, '/dashboard', { headers: { Authorization: header } }), 401, MSG.tokenMissing);
+    });
+  }
+
   it('a rejected token changes nothing (onboarding, heartbeat and report refused)', async () => {
     const baseline = await figures();
     const expired = signJwt(server.secret, { ...claims, iat: now() - 7200, exp: now() - 3600 });

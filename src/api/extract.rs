@@ -108,6 +108,9 @@ pub struct Auth(pub Principal);
 /// The token in an Authorization header value, without a `Bearer ` prefix.
 pub fn bearer_token(value: &str) -> &str {
     let value = value.trim();
+    if value.eq_ignore_ascii_case("bearer") {
+        return "";
+    }
     match value.get(..7) {
         Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => value[7..].trim(),
         _ => value,
