@@ -85,17 +85,25 @@ run: build
 	./$(SERVER_BIN)
 
 # --- test ------------------------------------------------------------------
-test: test-tools build test-unit test-api test-browser
-	@echo "all test suites passed"
+LOGS := target/test-logs
+
+test: test-tools build
+	@rm -rf $(LOGS); mkdir -p $(LOGS)
+	$(MAKE) --no-print-directory test-unit test-api test-browser
+	@scripts/test-summary.sh $(LOGS)
 
 test-unit:
-	cargo test --lib $(SERVER_FLAGS)
+	@mkdir -p $(LOGS)
+	cargo test --lib $(SERVER_FLAGS) 2>&1 | tee $(LOGS)/unit.log
 
 test-api:
-	node --test --test-concurrency=1 end2end/api/
+	@mkdir -p $(LOGS)
+	node --test --test-concurrency=1 --test-reporter=tap end2end/api/ 2>&1 | tee $(LOGS)/api.log | grep -E '^not ok|^# (tests|pass|fail)' || true
+	@! grep -q '^# fail [1-9]' $(LOGS)/api.log && grep -q '^# pass [1-9]' $(LOGS)/api.log || { grep -A25 'not ok' $(LOGS)/api.log | head -200; exit 1; }
 
 test-browser:
-	npx playwright test --config end2end/playwright.config.mjs
+	@mkdir -p $(LOGS)
+	npx playwright test --config end2end/playwright.config.mjs 2>&1 | tee $(LOGS)/browser.log
 
 bench: build
 	./scripts/bench-dashboard.sh
