@@ -39,7 +39,7 @@ SERVER_BIN := target/release/$(NAME)
 WASM_OUT := target/wasm32-unknown-unknown/$(WASM_PROFILE)/$(NAME).wasm
 SERVER_FLAGS := --no-default-features --features ssr --release
 
-.PHONY: help run build wasm site server tools test-tools test test-unit test-api test-browser bench clean
+.PHONY: help run build wasm site server tools test-tools test test-unit test-content test-api test-browser bench clean
 
 help:
 	@echo "make run    - build and serve peervault on http://$(SITE_ADDR) (data in ./data)"
@@ -89,17 +89,25 @@ LOGS := target/test-logs
 
 test: test-tools build
 	@rm -rf $(LOGS); mkdir -p $(LOGS)
-	$(MAKE) --no-print-directory test-unit test-api test-browser
+	$(MAKE) --no-print-directory test-unit test-content test-api test-browser
 	@scripts/test-summary.sh $(LOGS)
 
 test-unit:
 	@mkdir -p $(LOGS)
 	cargo test --lib $(SERVER_FLAGS) 2>&1 | tee $(LOGS)/unit.log
 
-test-api:
+# A node:test suite: its TAP log kept in $(LOGS)/NAME.log, failures shown.
+define node_suite
 	@mkdir -p $(LOGS)
-	node --test --test-concurrency=1 --test-reporter=tap end2end/api/ 2>&1 | tee $(LOGS)/api.log | grep -E '^not ok|^# (tests|pass|fail)' || true
-	@! grep -q '^# fail [1-9]' $(LOGS)/api.log && grep -q '^# pass [1-9]' $(LOGS)/api.log || { grep -A25 'not ok' $(LOGS)/api.log | head -200; exit 1; }
+	node --test --test-concurrency=1 --test-reporter=tap $(1) 2>&1 | tee $(LOGS)/$(2).log | grep -E '^not ok|^# (tests|pass|fail)' || true
+	@! grep -q '^# fail [1-9]' $(LOGS)/$(2).log && grep -q '^# pass [1-9]' $(LOGS)/$(2).log || { grep -A25 'not ok' $(LOGS)/$(2).log | head -200; exit 1; }
+endef
+
+test-content:
+	$(call node_suite,end2end/content/,content)
+
+test-api:
+	$(call node_suite,end2end/api/,api)
 
 test-browser:
 	@mkdir -p $(LOGS)
@@ -107,6 +115,7 @@ test-browser:
 
 bench: build
 	./scripts/bench-dashboard.sh
+	./scripts/bench-content.sh
 
 clean:
 	cargo clean

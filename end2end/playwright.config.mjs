@@ -23,6 +23,7 @@ export default defineConfig({
   use: {
     baseURL: base,
     trace: 'retain-on-failure',
+    acceptDownloads: true,
     launchOptions: {
       executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -42,6 +43,7 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: join(root, 'target/site'),
       PEERVAULT_DATA_DIR: dataDir,
       RUST_LOG: 'warn',
+      PEERVAULT_MAX_FILE_BYTES: String(8 * 1024 * 1024),
     },
   },
 });

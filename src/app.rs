@@ -2,7 +2,7 @@
 
 use crate::components::nav::Nav;
 use crate::pages::{
-    dashboard::DashboardPage, home::HomePage, login::LoginPage, not_found::NotFound, register::RegisterPage,
+    dashboard::DashboardPage, files::FilesPage, home::HomePage, login::LoginPage, not_found::NotFound, register::RegisterPage,
 };
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -47,6 +47,7 @@ pub fn App() -> impl IntoView {
                     // Rendered whole before it is sent, so a signed-out
                     // visitor gets a real redirect to /login.
                     <Route path=StaticSegment("dashboard") view=DashboardPage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("files") view=FilesPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

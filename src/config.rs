@@ -42,6 +42,15 @@ pub struct Settings {
     pub cookie_secure: bool,
     /// Size of the database connection pool.
     pub db_max_connections: u32,
+    /// Largest file accepted by an upload, bytes.
+    pub max_file_bytes: i64,
+    /// Most bytes of distinct content one account may store.
+    pub user_quota_bytes: i64,
+    /// Lifetime of a signed download link, seconds.
+    pub download_link_ttl_secs: i64,
+    /// Base of the download links handed out, e.g. `https://vault.example.org`;
+    /// empty = the address the server listens on.
+    pub public_url: String,
 }
 
 impl Default for Settings {
@@ -64,6 +73,10 @@ impl Default for Settings {
             trust_proxy_headers: false,
             cookie_secure: false,
             db_max_connections: 8,
+            max_file_bytes: 4 << 30,
+            user_quota_bytes: 10 << 30,
+            download_link_ttl_secs: 3600,
+            public_url: String::new(),
         }
     }
 }
@@ -137,6 +150,10 @@ impl Settings {
             ("argon2_iterations", self.argon2_iterations > 0),
             ("argon2_parallelism", self.argon2_parallelism > 0),
             ("db_max_connections", self.db_max_connections > 0),
+            ("max_file_bytes", self.max_file_bytes >= 0),
+            ("user_quota_bytes", self.user_quota_bytes >= 0),
+            ("download_link_ttl_secs", self.download_link_ttl_secs > 0),
+            ("public_url", self.public_url.is_empty() || self.public_url.starts_with("http://") || self.public_url.starts_with("https://")),
             ("coin_rate", self.coin_rate.is_finite() && self.coin_rate >= 0.0),
         ];
         match positive.iter().find(|(_, ok)| !ok) {

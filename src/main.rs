@@ -7,14 +7,20 @@ use peervault::app::{shell, App};
 use peervault::config::Settings;
 use peervault::service::{passwords::Hasher, throttle::Throttle, tokens::TokenKeys};
 use peervault::state::{AppState, Inner};
+use peervault::store::blobs::{BlobStore, LocalBlobs};
 use peervault::store::Db;
+use std::sync::Arc;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: peervault [serve]\n\n\
-  serve   start the web server (the default)\n\n\
+const USAGE: &str = "usage: peervault [serve]\n\
+       peervault cid FILE\n\
+       peervault car FILE -o OUT.car\n\n\
+  serve   start the web server (the default)\n\
+  cid     print {\"cid\",\"carCid\",\"size\"} of FILE as the server would answer its upload\n\
+  car     write the CAR of FILE, byte-identical to `ipfs-car pack FILE --no-wrap`\n\n\
 Configuration: Leptos.toml ([package.metadata.leptos] and [peervault]), overridden by\n\
 LEPTOS_* and PEERVAULT_* environment variables; DATABASE_URL overrides the database.";
 
@@ -23,6 +29,8 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         None | Some("serve") => serve().await,
+        Some("cid") => cli::cid(&args[1..]),
+        Some("car") => cli::car(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -35,6 +43,79 @@ async fn main() -> ExitCode {
             eprintln!("peervault: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+mod cli {
+    //! `peervault cid` and `peervault car`: what an upload of FILE would answer.
+    use peervault::content::{car_cid_of, import_path, CarWriter, Imported, Params};
+    use std::io::{BufReader, BufWriter, Write};
+    use std::path::{Path, PathBuf};
+
+    struct Args {
+        file: PathBuf,
+        out: Option<PathBuf>,
+        params: Params,
+    }
+
+    /// FILE, `-o OUT`, and (for tests of the tree shape) `--chunk-size N`, `--width N`.
+    fn parse(args: &[String]) -> Result<Args, String> {
+        let mut file = None;
+        let mut out = None;
+        let mut params = Params::IPFS_CAR;
+        let mut it = args.iter();
+        let number = |v: Option<&String>, name: &str, min: usize| -> Result<usize, String> {
+            v.and_then(|v| v.parse::<usize>().ok())
+                .filter(|n| *n >= min)
+                .ok_or_else(|| format!("{name} needs a number of at least {min}"))
+        };
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "-o" | "--output" => out = Some(PathBuf::from(it.next().ok_or("-o needs a file name")?)),
+                "--chunk-size" => params.chunk_size = number(it.next(), "--chunk-size", 1)?,
+                "--width" => params.width = number(it.next(), "--width", 2)?,
+                other if file.is_none() && !other.starts_with('-') => file = Some(PathBuf::from(other)),
+                other => return Err(format!("unexpected argument {other:?}")),
+            }
+        }
+        Ok(Args { file: file.ok_or("missing FILE")?, out, params })
+    }
+
+    fn import(path: &Path, params: Params) -> Result<Imported, String> {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        import_path(path, params, threads).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Writes the CAR of `imported` (content read again from `path`) into `out`.
+    fn write_car<W: Write>(path: &Path, imported: &Imported, out: W) -> Result<W, String> {
+        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut car = CarWriter::new(&imported.root, out).map_err(|e| e.to_string())?;
+        car.plan(imported, BufReader::with_capacity(1 << 20, file)).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(car.into_inner())
+    }
+
+    pub fn cid(args: &[String]) -> Result<(), String> {
+        let args = parse(args)?;
+        let imported = import(&args.file, args.params)?;
+        let file = std::fs::File::open(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
+        let car = car_cid_of(&imported, BufReader::with_capacity(1 << 20, file))
+            .map_err(|e| format!("{}: {e}", args.file.display()))?;
+        println!(
+            "{}",
+            serde_json::json!({ "cid": imported.root.to_string(), "carCid": car.to_string(), "size": imported.size })
+        );
+        Ok(())
+    }
+
+    pub fn car(args: &[String]) -> Result<(), String> {
+        let args = parse(args)?;
+        let out_path = args.out.clone().ok_or("car needs -o OUT.car")?;
+        let imported = import(&args.file, args.params)?;
+        let out = std::fs::File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
+        let out = write_car(&args.file, &imported, BufWriter::with_capacity(1 << 20, out))?;
+        out.into_inner().map_err(|e| e.to_string())?.sync_all().map_err(|e| e.to_string())?;
+        println!("{}", imported.root);
+        Ok(())
     }
 }
 
@@ -72,8 +153,27 @@ async fn serve() -> Result<(), String> {
     let tokens = TokenKeys::load(&data_dir)?;
     let hasher = Hasher::new(&settings)?;
     let throttle = Throttle::new(Duration::from_secs(settings.throttle_window_secs));
+    let blobs = LocalBlobs::open(&data_dir.join("blobs")).map_err(|e| format!("cannot open the blob store: {e}"))?;
+    let swept = blobs.sweep_staging().map_err(|e| format!("cannot sweep the blob store: {e}"))?;
+    if swept > 0 {
+        tracing::info!(swept, "removed unfinished uploads left by an earlier run");
+    }
+    remove_orphans(&db, &blobs).await?;
+
     let addr: SocketAddr = leptos_options.site_addr;
-    let state = AppState::new(Inner { leptos_options: leptos_options.clone(), settings, db, tokens, hasher, throttle });
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listen_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let state = AppState::new(Inner {
+        leptos_options: leptos_options.clone(),
+        settings,
+        db,
+        tokens,
+        hasher,
+        throttle,
+        blobs: Arc::new(blobs),
+        cid_locks: Default::default(),
+        listen_addr,
+    });
 
     let routes = generate_route_list(App);
     let app = Router::new()
@@ -86,13 +186,29 @@ async fn serve() -> Result<(), String> {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .with_state(state);
 
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!("peervault listening on http://{local}");
+    tracing::info!("peervault listening on http://{listen_addr}");
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))
+}
+
+/// Removes stored objects that no row refers to: what a crash between an
+/// object's rename and its row's commit (or a delete's commit and the
+/// object's removal) leaves behind. Runs before the server accepts requests.
+async fn remove_orphans(db: &Db, blobs: &LocalBlobs) -> Result<(), String> {
+    let keys = blobs.keys().map_err(|e| format!("cannot list the blob store: {e}"))?;
+    let mut removed = 0;
+    for key in keys {
+        if !db.blob_exists(&key).await.map_err(|e| format!("database: {e}"))? {
+            blobs.remove(&key).map_err(|e| format!("cannot remove orphan object {key}: {e}"))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "removed objects no file refers to");
+    }
+    Ok(())
 }
 
 /// Creates the data directory readable by its owner only (it holds the

@@ -25,6 +25,45 @@ pub struct Dashboard {
     pub last_heartbeat_at: Option<i64>,
 }
 
+/// A stored file as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileView {
+    pub id: i64,
+    pub name: String,
+    pub cid: String,
+    pub car_cid: String,
+    pub mime: String,
+    pub size: i64,
+    /// ms since the Unix epoch.
+    pub uploaded_at: i64,
+}
+
+/// What an upload from the web page answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadedView {
+    pub cid: String,
+    pub car_cid: String,
+    pub size: u64,
+}
+
+/// `2026-11-25 10:00 UTC` from ms since the epoch (no time-zone database needed).
+pub fn utc_minute(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+}
+
 /// Formats a byte count for people: `0 B`, `1.5 KB`, `12.3 MB` (powers of 1024).
 pub fn human_bytes(bytes: i64) -> String {
     const UNITS: [&str; 6] = ["B", "KB", "MB", "GB", "TB", "PB"];
@@ -73,5 +112,8 @@ mod tests {
         assert_eq!(human_megabytes(512.0), "512 MB");
         assert_eq!(human_megabytes(1536.0), "1.5 GB");
         assert_eq!(trim_float(0.123456, 4), "0.1235");
+        assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_minute(1_795_602_345_000), "2026-11-25 10:25 UTC");
+        assert_eq!(utc_minute(951_782_400_000), "2000-02-29 00:00 UTC");
     }
 }

@@ -1,8 +1,9 @@
 //! Everything a request handler or server function needs, shared by reference.
 
 use crate::config::Settings;
-use crate::service::{passwords::Hasher, throttle::Throttle, tokens::TokenKeys};
-use crate::store::Db;
+use crate::service::{files::CidLocks, passwords::Hasher, throttle::Throttle, tokens::TokenKeys};
+use crate::store::{blobs::BlobStore, Db};
+use std::net::SocketAddr;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use std::sync::Arc;
@@ -17,6 +18,10 @@ pub struct Inner {
     pub tokens: TokenKeys,
     pub hasher: Hasher,
     pub throttle: Throttle,
+    pub blobs: Arc<dyn BlobStore>,
+    pub cid_locks: CidLocks,
+    /// The address the server actually listens on.
+    pub listen_addr: SocketAddr,
 }
 
 impl AppState {

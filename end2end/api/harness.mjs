@@ -59,17 +59,21 @@ export { sleep };
 /**
  * Start a fresh server on a free port with a fresh data dir.
  * @param {Record<string,string|number>} envOverrides extra env (e.g. PEERVAULT_COIN_RATE)
+ * @param {{dataDir?:string, keepDataDir?:boolean}} [options]
+ *   dataDir: reuse this data dir (e.g. the one of a server killed earlier)
+ *   instead of a fresh one; keepDataDir: `stop()` leaves the data dir in place.
  * @returns {Promise<{base:string, port:number, dataDir:string, secret:string,
  *   proc:import('node:child_process').ChildProcess, stdout:()=>string,
- *   stderr:()=>string, stop:()=>Promise<void>}>}
+ *   stderr:()=>string, stop:()=>Promise<void>,
+ *   waitForExit:()=>Promise<{code:number|null, signal:string|null}>}>}
  */
-export async function startServer(envOverrides = {}) {
+export async function startServer(envOverrides = {}, options = {}) {
   const bin = binaryPath();
   if (!fs.existsSync(bin)) {
     throw new Error(`peervault binary not found at ${bin}: build it first (make build) or set PEERVAULT_BIN`);
   }
   const port = await freePort();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'peervault-e2e-'));
+  const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'peervault-e2e-'));
   const secret = crypto.randomBytes(32).toString('hex');
   const overrides = Object.fromEntries(
     Object.entries(envOverrides).map(([k, v]) => [k, String(v)]),
@@ -107,7 +111,7 @@ export async function startServer(envOverrides = {}) {
     });
   });
 
-  const removeDataDir = () => fs.rmSync(dataDir, { recursive: true, force: true });
+  const removeDataDir = () => { if (!options.keepDataDir) fs.rmSync(dataDir, { recursive: true, force: true }); };
 
   const stop = async () => {
     if (!exited) {
@@ -120,7 +124,8 @@ export async function startServer(envOverrides = {}) {
   };
 
   const base = `http://127.0.0.1:${port}`;
-  const server = { base, port, dataDir, secret: effectiveSecret, proc, stdout, stderr, stop };
+  const waitForExit = () => exitPromise;
+  const server = { base, port, dataDir, secret: effectiveSecret, proc, stdout, stderr, stop, waitForExit };
 
   const deadline = Date.now() + STARTUP_TIMEOUT_MS;
   let lastProblem = 'no answer yet';
@@ -415,3 +420,89 @@ export function paddedJson(obj, size) {
 
 /** Coins of one credited interval: ms/3600000 h * MB/1024 GB * coins per GB-hour. */
 export const coinsFor = (ms, storageMb, coinRate) => (ms / 3_600_000) * (storageMb / 1024) * coinRate;
+
+// ---------------------------------------------------------------------------
+// Files: multipart bodies and the blob store on disk
+// ---------------------------------------------------------------------------
+
+/**
+ * A multipart/form-data body built by hand, so part order, headers and
+ * malformed cases are under the test's control.
+ * Each part: { name, filename?, type?, data?: Buffer|string, headers?: string[] }
+ * (`filename: undefined` → no filename attribute; `headers` → extra header lines;
+ * `disposition` → the whole Content-Disposition value, replacing the generated one).
+ * @returns {{body:Buffer, contentType:string, boundary:string}}
+ */
+export function multipart(parts, { boundary = `----pvtest${crypto.randomBytes(8).toString('hex')}`, close = true } = {}) {
+  const chunks = [];
+  for (const part of parts) {
+    const lines = [];
+    if (part.disposition !== undefined) {
+      lines.push(`Content-Disposition: ${part.disposition}`);
+    } else {
+      let cd = `form-data; name="${part.name}"`;
+      if (part.filename !== undefined) cd += `; filename="${part.filename}"`;
+      lines.push(`Content-Disposition: ${cd}`);
+    }
+    if (part.type !== undefined) lines.push(`Content-Type: ${part.type}`);
+    for (const h of part.headers ?? []) lines.push(h);
+    chunks.push(Buffer.from(`--${boundary}\r\n${lines.join('\r\n')}\r\n\r\n`, 'utf8'));
+    const data = part.data ?? Buffer.alloc(0);
+    chunks.push(Buffer.isBuffer(data) ? data : Buffer.from(String(data), 'utf8'));
+    chunks.push(Buffer.from('\r\n'));
+  }
+  if (close) chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}`, boundary };
+}
+
+/** POST /upload_file with the given parts (see `multipart`); returns the raw response. */
+export function uploadParts(server, token, parts, { timeout } = {}) {
+  const { body, contentType } = multipart(parts);
+  return post(server, '/upload_file', { token, body, headers: { 'Content-Type': contentType }, timeout });
+}
+
+/** Upload `data` as the `file` part named `filename` (plus a `name` part if given); asserts 200, returns web3. */
+export async function uploadFile(server, token, data, { filename = 'file.bin', name, type } = {}) {
+  const parts = [{ name: 'file', filename, type, data }];
+  if (name !== undefined) parts.push({ name: 'name', data: name });
+  const res = await uploadParts(server, token, parts, { timeout: 120_000 });
+  const body = assertJson(res, 200);
+  assert.equal(body.message, 'File uploaded successfully', res.text);
+  return body.web3;
+}
+
+/** POST /get_file_list; asserts 200 and an array, returns it. */
+export async function fileList(server, token) {
+  const res = await post(server, '/get_file_list', { token });
+  const body = assertJson(res, 200);
+  assert.ok(Array.isArray(body), `file list is not an array: ${res.text.slice(0, 300)}`);
+  return body;
+}
+
+/** POST /download_file; asserts 200, returns the link. */
+export async function downloadLink(server, token, cid) {
+  const res = await post(server, '/download_file', { token, json: { cid } });
+  const body = assertJson(res, 200);
+  assert.equal(typeof body.url, 'string', res.text);
+  return body.url;
+}
+
+/** Files under <dataDir>/blobs/<sub> ('objects' or 'staging'), as sorted relative paths. */
+export function blobFiles(dataDir, sub) {
+  const root = path.join(dataDir, 'blobs', sub);
+  const out = [];
+  const walk = (dir) => {
+    let entries;
+    try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch (e) { if (e.code === 'ENOENT') return; throw e; }
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push(path.relative(root, p));
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+/** Where the blob store keeps the object of `cid`: <dataDir>/blobs/objects/<last 2 chars>/<cid>. */
+export const objectPath = (dataDir, cid) => path.join(dataDir, 'blobs', 'objects', cid.slice(-2), cid);

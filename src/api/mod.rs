@@ -2,6 +2,9 @@
 //! `/openapi.json`). Each handler parses, calls one service, formats.
 
 pub mod extract;
+pub mod files;
+pub mod gateway;
+pub mod multipart;
 pub mod openapi;
 
 use crate::error::{AppError, AppResult};
@@ -25,6 +28,15 @@ pub fn router() -> Router<AppState> {
         .route("/onboarding", post(onboarding))
         .route("/active_time", post(active_time))
         .route("/rateinout", post(rateinout))
+        .route(
+            "/upload_file",
+            // The upload's own limits (size, quota) apply while it streams.
+            post(files::upload_file).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/get_file_list", post(files::get_file_list))
+        .route("/download_file", post(files::download_file))
+        .route("/delete_file", post(files::delete_file))
+        .route("/ipfs/{cid}", get(gateway::ipfs))
 }
 
 /// `{"message": ...}`: every error, and most successes.

@@ -7,9 +7,11 @@ use utoipa::{Modify, OpenApi};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "peervault JSON API", description = "The routes the Android client calls. Prose: docs/API.md."),
-    paths(healthz, register, login, android_auth, dashboard, onboarding, active_time, rateinout),
+    paths(healthz, register, login, android_auth, dashboard, onboarding, active_time, rateinout,
+        files::upload_file, files::get_file_list, files::download_file, files::delete_file, gateway::ipfs),
     components(schemas(Message, TokenResponse, Health, RegisterRequest, LoginRequest, AndroidAuthRequest,
-        DashboardResponse, OnboardingRequest, ActiveTimeRequest, RateInOutRequest)),
+        DashboardResponse, OnboardingRequest, ActiveTimeRequest, RateInOutRequest,
+        files::UploadResponse, files::Web3, files::UploadForm, files::FileEntry, files::CidRequest, files::UrlResponse)),
     modifiers(&TokenAuth),
 )]
 pub struct ApiDoc;

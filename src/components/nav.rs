@@ -18,6 +18,7 @@ pub fn Nav() -> impl IntoView {
                         match user.await {
                             Ok(Some(name)) => view! {
                                 <A href="/dashboard">"Dashboard"</A>
+                                <A href="/files">"Files"</A>
                                 <span class="who">{name}</span>
                                 <ActionForm action=logout attr:class="inline">
                                     <button type="submit" class="button secondary small">"Log out"</button>

@@ -1,6 +1,7 @@
 //! One module per page, each with the server functions it calls.
 
 pub mod dashboard;
+pub mod files;
 pub mod home;
 pub mod login;
 pub mod not_found;
@@ -24,6 +25,16 @@ pub mod ssr {
 
     async fn request_parts() -> AppResult<http::request::Parts> {
         leptos_axum::extract::<http::request::Parts>().await.map_err(AppError::internal)
+    }
+
+    /// True for a browser's own form submission (no JavaScript): it asks for HTML.
+    pub async fn is_plain_form_post() -> AppResult<bool> {
+        let parts = request_parts().await?;
+        Ok(parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html")))
     }
 
     pub async fn client_addr() -> AppResult<String> {

@@ -23,6 +23,19 @@ pub struct Claims {
     pub ver: i64,
 }
 
+/// The claims of a signed download link: who may fetch which CID, until when.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DownloadClaims {
+    pub sub: String,
+    pub cid: String,
+    pub iat: i64,
+    pub exp: i64,
+    /// Always "download", so a link token never passes as a login token or back.
+    pub kind: String,
+}
+
+const DOWNLOAD_KIND: &str = "download";
+
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -80,6 +93,22 @@ impl TokenKeys {
     }
 }
 
+impl TokenKeys {
+    pub fn issue_download(&self, user_id: i64, cid: &str, ttl_secs: i64) -> AppResult<String> {
+        let now = crate::store::now_ms() / 1000;
+        let claims = DownloadClaims { sub: user_id.to_string(), cid: cid.to_owned(), iat: now, exp: now + ttl_secs, kind: DOWNLOAD_KIND.into() };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
+    }
+
+    pub fn decode_download(&self, token: &str) -> AppResult<DownloadClaims> {
+        decode::<DownloadClaims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .ok()
+            .filter(|c| c.kind == DOWNLOAD_KIND)
+            .ok_or_else(|| AppError::forbidden("Download link is invalid or has expired"))
+    }
+}
+
 /// Creates `path` with mode 0600 (owner read/write only), failing if it exists.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
@@ -108,5 +137,10 @@ mod tests {
         assert!(other.decode(&t).is_err());
         let expired = keys.issue(7, TokenKind::User, 0, -1).unwrap();
         assert!(keys.decode(&expired).is_err());
+        // link tokens and login tokens are not interchangeable
+        let link = keys.issue_download(7, "bafkx", 60).unwrap();
+        assert!(keys.decode(&link).is_err());
+        assert!(keys.decode_download(&t).is_err());
+        assert_eq!(keys.decode_download(&link).unwrap().cid, "bafkx");
     }
 }

@@ -51,6 +51,34 @@ pub struct DashboardRow {
     pub space_used: i64,
 }
 
+/// A file as listed to its owner.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FileRow {
+    pub id: i64,
+    pub name: String,
+    pub cid: String,
+    pub car_cid: String,
+    pub mime: String,
+    pub size: i64,
+    pub uploaded_at: i64,
+}
+
+/// What a new file row needs.
+pub struct NewFile<'a> {
+    pub user_id: i64,
+    pub cid: &'a str,
+    pub car_cid: &'a str,
+    pub name: &'a str,
+    pub mime: &'a str,
+    pub size: i64,
+    pub now: i64,
+}
+
+pub enum InsertFile {
+    Stored,
+    OverQuota,
+}
+
 pub enum InsertUser {
     Created(i64),
     Taken,
@@ -259,11 +287,129 @@ impl Db {
                u.uptime_ms, u.last_heartbeat_at, u.files_uploaded_bytes, u.files_downloaded_bytes, \
                COALESCE(b.total_in + b.banked_in, 0) AS peer_in, \
                COALESCE(b.total_out + b.banked_out, 0) AS peer_out, \
-               0 AS space_used \
+               (SELECT COALESCE(SUM(d.size), 0) FROM (SELECT DISTINCT f.cid, f.size FROM files f WHERE f.user_id = u.id) d) AS space_used \
              FROM users u LEFT JOIN peer_bandwidth b ON b.user_id = u.id WHERE u.id = $1",
         )
         .bind(user_id)
         .fetch_optional(&self.pool)
         .await
+    }
+
+    pub async fn space_used(&self, user_id: i64) -> Result<i64, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(d.size), 0) FROM (SELECT DISTINCT cid, size FROM files WHERE user_id = $1) d",
+        )
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get(0))
+    }
+
+    /// Records an upload whose object is already in the blob store: the blob
+    /// row (once per CID), the file row and the upload counter, in one
+    /// transaction that is rolled back if the account would exceed `quota`.
+    pub async fn insert_file(&self, f: &NewFile<'_>, quota: i64) -> Result<InsertFile, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // A write first: the transaction takes the write lock at once.
+        sqlx::query(
+            "INSERT INTO blobs (cid, car_cid, size, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (cid) DO NOTHING",
+        )
+        .bind(f.cid)
+        .bind(f.car_cid)
+        .bind(f.size)
+        .bind(f.now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO files (user_id, cid, name, mime, size, uploaded_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(f.user_id)
+        .bind(f.cid)
+        .bind(f.name)
+        .bind(f.mime)
+        .bind(f.size)
+        .bind(f.now)
+        .execute(&mut *tx)
+        .await?;
+        let used: i64 = sqlx::query(
+            "SELECT COALESCE(SUM(d.size), 0) FROM (SELECT DISTINCT cid, size FROM files WHERE user_id = $1) d",
+        )
+        .bind(f.user_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .get(0);
+        if used > quota {
+            tx.rollback().await?;
+            return Ok(InsertFile::OverQuota);
+        }
+        sqlx::query("UPDATE users SET files_uploaded_bytes = files_uploaded_bytes + $1 WHERE id = $2")
+            .bind(f.size)
+            .bind(f.user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(InsertFile::Stored)
+    }
+
+    /// The account's files, newest first.
+    pub async fn list_files(&self, user_id: i64) -> Result<Vec<FileRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at \
+             FROM files f JOIN blobs b ON b.cid = f.cid \
+             WHERE f.user_id = $1 ORDER BY f.uploaded_at DESC, f.id DESC",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// The account's newest file with this CID.
+    pub async fn file_by_cid(&self, user_id: i64, cid: &str) -> Result<Option<FileRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at \
+             FROM files f JOIN blobs b ON b.cid = f.cid \
+             WHERE f.user_id = $1 AND f.cid = $2 ORDER BY f.uploaded_at DESC, f.id DESC LIMIT 1",
+        )
+        .bind(user_id)
+        .bind(cid)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Removes the account's files with this CID. Returns `None` if it had
+    /// none, else whether the content is now unreferenced (its blob row is
+    /// then deleted too, in the same transaction).
+    pub async fn delete_files(&self, user_id: i64, cid: &str) -> Result<Option<bool>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM files WHERE user_id = $1 AND cid = $2")
+            .bind(user_id)
+            .bind(cid)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let left: i64 = sqlx::query("SELECT COUNT(*) FROM files WHERE cid = $1").bind(cid).fetch_one(&mut *tx).await?.get(0);
+        if left == 0 {
+            sqlx::query("DELETE FROM blobs WHERE cid = $1").bind(cid).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(left == 0))
+    }
+
+    pub async fn blob_exists(&self, cid: &str) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM blobs WHERE cid = $1)").bind(cid).fetch_one(&self.pool).await?;
+        Ok(row.get::<bool, _>(0))
+    }
+
+    pub async fn add_downloaded(&self, user_id: i64, bytes: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE users SET files_downloaded_bytes = files_downloaded_bytes + $1 WHERE id = $2")
+            .bind(bytes)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 }

@@ -1,4 +1,5 @@
 //! Persistence. `db` is the only place that speaks SQL.
+pub mod blobs;
 pub mod db;
 
 pub use db::Db;

@@ -1,0 +1,144 @@
+//! Files for the Android client: upload, list, download link, delete.
+
+use super::extract::{Auth, JsonObject};
+use super::Message;
+use crate::error::{AppError, AppResult};
+use crate::service::files;
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Web3 {
+    /// CIDv1 of the CAR, exactly what `ipfs-car hash` prints for it.
+    #[serde(rename = "carCid")]
+    pub car_cid: String,
+    /// Root CID of the file, exactly what `ipfs-car pack --no-wrap` prints.
+    pub cid: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadResponse {
+    pub message: String,
+    pub web3: Web3,
+}
+
+/// The multipart body of an upload (for the OpenAPI document).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The file (required); its file name is the default name.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// The name to store (optional; `filename` is accepted too).
+    name: Option<String>,
+}
+
+#[utoipa::path(post, path = "/upload_file", tag = "files", security(("token" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "Stored; the CIDs ipfs-car gives the same bytes", body = UploadResponse),
+        (status = 400, description = "No file part, or a file part without a file name", body = Message, example = json!({"message": "No file Selected"})),
+        (status = 401, description = "Token missing or invalid", body = Message, example = json!({"message": "Token is missing"})),
+        (status = 413, description = "Over the size limit or the account's quota; nothing is kept", body = Message,
+            example = json!({"message": "File too large"})),
+    ))]
+pub async fn upload_file(State(state): State<AppState>, Auth(who): Auth, req: Request) -> AppResult<Json<UploadResponse>> {
+    let boundary = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+        .ok_or_else(|| AppError::new(415, "Content-Type must be multipart/form-data"))?;
+    let parts = multer::Multipart::with_constraints(req.into_body().into_data_stream(), boundary, super::multipart::constraints());
+    let up = super::multipart::upload(&state, &who, parts).await?;
+    Ok(Json(UploadResponse { message: "File uploaded successfully".into(), web3: Web3 { car_cid: up.car_cid, cid: up.cid } }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileEntry {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub name: String,
+    pub cid: String,
+    #[serde(rename = "carCid")]
+    pub car_cid: String,
+    /// MIME type.
+    #[serde(rename = "type")]
+    pub mime: String,
+    /// Bytes.
+    pub size: i64,
+    /// RFC 3339.
+    pub uploaded_at: String,
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC, millisecond precision).
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+#[utoipa::path(post, path = "/get_file_list", tag = "files", security(("token" = [])),
+    responses(
+        (status = 200, description = "The account's files, newest first", body = [FileEntry]),
+        (status = 401, description = "Token missing or invalid", body = Message, example = json!({"message": "Token is missing"})),
+    ))]
+pub async fn get_file_list(State(state): State<AppState>, Auth(who): Auth) -> AppResult<Json<Vec<FileEntry>>> {
+    let rows = files::list(&state, &who).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| FileEntry {
+                id: r.id.to_string(),
+                name: r.name,
+                cid: r.cid,
+                car_cid: r.car_cid,
+                mime: r.mime,
+                size: r.size,
+                uploaded_at: rfc3339(r.uploaded_at),
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+pub struct CidRequest {
+    /// A CID this account stores.
+    pub cid: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UrlResponse {
+    /// `<public base>/ipfs/<cid>?filename=<name>&token=<signed, expiring>`
+    pub url: String,
+}
+
+#[utoipa::path(post, path = "/download_file", tag = "files", security(("token" = [])),
+    request_body(content = CidRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A signed link, valid one hour by default", body = UrlResponse),
+        (status = 400, description = "Missing or syntactically invalid CID", body = Message, example = json!({"message": "Missing cid field in request body"})),
+        (status = 401, description = "Token missing or invalid", body = Message, example = json!({"message": "Token is missing"})),
+        (status = 404, description = "This account does not store that CID", body = Message, example = json!({"message": "Invalid Credentials"})),
+    ))]
+pub async fn download_file(State(state): State<AppState>, Auth(who): Auth, body: JsonObject) -> AppResult<Json<UrlResponse>> {
+    let cid = body.string("cid")?;
+    Ok(Json(UrlResponse { url: files::download_link(&state, &who, cid).await? }))
+}
+
+#[utoipa::path(post, path = "/delete_file", tag = "files", security(("token" = [])),
+    request_body(content = CidRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Deleted; links handed out stop working", body = Message, example = json!({"message": "File deleted successfully"})),
+        (status = 400, description = "Missing or syntactically invalid CID", body = Message, example = json!({"message": "Invalid CID: not a valid CID"})),
+        (status = 401, description = "Token missing or invalid", body = Message, example = json!({"message": "Token is missing"})),
+        (status = 404, description = "This account does not store that CID", body = Message, example = json!({"message": "Invalid Credentials"})),
+    ))]
+pub async fn delete_file(State(state): State<AppState>, Auth(who): Auth, body: JsonObject) -> AppResult<Json<Message>> {
+    let cid = body.string("cid")?;
+    files::delete(&state, &who, cid).await?;
+    Ok(Json(Message { message: "File deleted successfully".into() }))
+}

@@ -1,0 +1,282 @@
+//! `/files`: upload (with real progress and drag and drop), the file list,
+//! download and delete. The upload form and the list work without JavaScript.
+
+use crate::components::copy_button::CopyButton;
+use crate::components::form_error::FormError;
+use crate::error::AppError;
+use crate::model::{human_bytes, utc_minute, FileView, UploadedView};
+use leptos::prelude::*;
+use leptos::server_fn::codec::{MultipartData, MultipartFormData};
+use leptos_router::components::Redirect;
+
+/// The signed-in user's files, newest first; `None` when nobody is signed in.
+#[server]
+pub async fn list_my_files() -> Result<Option<Vec<FileView>>, AppError> {
+    use super::ssr;
+    let Some(who) = ssr::session().await? else { return Ok(None) };
+    let rows = crate::service::files::list(&ssr::state()?, &who).await?;
+    Ok(Some(
+        rows.into_iter()
+            .map(|r| FileView {
+                id: r.id,
+                name: r.name,
+                cid: r.cid,
+                car_cid: r.car_cid,
+                mime: r.mime,
+                size: r.size,
+                uploaded_at: r.uploaded_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Uploads from the page: the same multipart reading and service as `POST /upload_file`.
+#[server(input = MultipartFormData)]
+pub async fn upload_my_file(data: MultipartData) -> Result<UploadedView, AppError> {
+    use super::ssr;
+    let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;
+    let parts = data.into_inner().ok_or_else(|| AppError::bad_request("Malformed multipart body"))?;
+    let up = crate::api::multipart::upload(&ssr::state()?, &who, parts).await?;
+    Ok(UploadedView { cid: up.cid, car_cid: up.car_cid, size: up.size })
+}
+
+#[server]
+pub async fn delete_my_file(cid: String) -> Result<(), AppError> {
+    use super::ssr;
+    let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;
+    crate::service::files::delete(&ssr::state()?, &who, &cid).await
+}
+
+/// A signed link to the file. A plain form post (no JavaScript) is sent
+/// straight to it; the page's script opens it itself.
+#[server]
+pub async fn download_my_file(cid: String) -> Result<String, AppError> {
+    use super::ssr;
+    let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;
+    let url = crate::service::files::download_link(&ssr::state()?, &who, &cid).await?;
+    if ssr::is_plain_form_post().await? {
+        leptos_axum::redirect(&url);
+    }
+    Ok(url)
+}
+
+#[component]
+pub fn FilesPage() -> impl IntoView {
+    let delete = ServerAction::<DeleteMyFile>::new();
+    let download = ServerAction::<DownloadMyFile>::new();
+    let (uploads, set_uploads) = signal(0u32);
+    let files = Resource::new(
+        move || (uploads.get(), delete.version().get()),
+        |_| list_my_files(),
+    );
+    // Open the link a successful Download produced.
+    Effect::new(move |_| {
+        if let Some(Ok(url)) = download.value().get() {
+            #[cfg(feature = "hydrate")]
+            if let Some(w) = web_sys::window() {
+                let _ = w.location().set_href(&url);
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = url;
+        }
+    });
+    let delete_error = Signal::derive(move || delete.value().get().and_then(Result::err));
+    let download_error = Signal::derive(move || download.value().get().and_then(Result::err));
+    view! {
+        <section>
+            <h1>"Files"</h1>
+            <UploadForm on_done=move || set_uploads.update(|n| *n += 1)/>
+            <FormError error=delete_error/>
+            <FormError error=download_error/>
+            <Suspense fallback=|| view! { <p class="loading">"Loading your files…"</p> }>
+                <ErrorBoundary fallback=|errors| view! {
+                    <div class="form-error" role="alert">
+                        {move || errors.get().into_iter().map(|(_, e)| view! { <p>{e.to_string()}</p> }).collect_view()}
+                    </div>
+                }>
+                    {move || Suspend::new(async move {
+                        files.await.map(|found| match found {
+                            None => view! { <Redirect path="/login"/> }.into_any(),
+                            Some(list) if list.is_empty() => view! {
+                                <p class="empty">"No files yet. Upload one above."</p>
+                            }.into_any(),
+                            Some(list) => view! { <FileTable list delete download/> }.into_any(),
+                        })
+                    })}
+                </ErrorBoundary>
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn FileTable(
+    list: Vec<FileView>,
+    delete: ServerAction<DeleteMyFile>,
+    download: ServerAction<DownloadMyFile>,
+) -> impl IntoView {
+    view! {
+        <div class="table-wrap">
+            <table class="files">
+                <thead>
+                    <tr><th>"Name"</th><th>"Size"</th><th>"Type"</th><th>"Uploaded"</th><th>"CID"</th><th><span class="sr-only">"Actions"</span></th></tr>
+                </thead>
+                <tbody>
+                    {list.into_iter().map(|f| {
+                        let FileView { name, cid, mime, size, uploaded_at, .. } = f;
+                        let label = format!("Copy CID of {name}");
+                        let (row_cid, title, shown, copy, download_cid, delete_cid) =
+                            (cid.clone(), cid.clone(), cid.clone(), cid.clone(), cid.clone(), cid);
+                        view! {
+                            <tr data-cid=row_cid>
+                                <td class="name">{name}</td>
+                                <td>{human_bytes(size)}</td>
+                                <td>{mime}</td>
+                                <td>{utc_minute(uploaded_at)}</td>
+                                <td class="cid"><code title=title>{shown}</code><CopyButton text=copy label/></td>
+                                <td class="actions">
+                                    <ActionForm action=download attr:class="inline">
+                                        <input type="hidden" name="cid" value=download_cid/>
+                                        <button type="submit" class="button small">"Download"</button>
+                                    </ActionForm>
+                                    <ActionForm action=delete attr:class="inline">
+                                        <input type="hidden" name="cid" value=delete_cid/>
+                                        <button type="submit" class="button secondary small">"Delete"</button>
+                                    </ActionForm>
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+/// A plain multipart form (works without JavaScript); once hydrated, the
+/// submission goes through XMLHttpRequest so the bar shows real progress.
+#[component]
+fn UploadForm(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
+    let (progress, set_progress) = signal(None::<f64>);
+    let (error, set_error) = signal(None::<AppError>);
+    let (chosen, set_chosen) = signal(None::<String>);
+    let (dragging, set_dragging) = signal(false);
+    let form_ref = NodeRef::<leptos::html::Form>::new();
+    let input_ref = NodeRef::<leptos::html::Input>::new();
+    let action = <UploadMyFile as leptos::server_fn::ServerFn>::PATH;
+
+    let on_submit = {
+        let on_done = on_done.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            #[cfg(feature = "hydrate")]
+            {
+                ev.prevent_default();
+                if let Some(form) = form_ref.get() {
+                    xhr::send(&form, action, set_progress, set_error, on_done.clone());
+                }
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = (&ev, &on_done, form_ref, set_progress, set_error);
+        }
+    };
+    let on_change = move |_| {
+        let name = input_ref.get().and_then(|i| i.files()).and_then(|f| f.get(0)).map(|f| f.name());
+        set_chosen.set(name);
+    };
+    let on_drop = move |ev: leptos::ev::DragEvent| {
+        ev.prevent_default();
+        set_dragging.set(false);
+        if let (Some(input), Some(files)) = (input_ref.get(), ev.data_transfer().and_then(|d| d.files())) {
+            input.set_files(Some(&files));
+            set_chosen.set(files.get(0).map(|f| f.name()));
+        }
+    };
+    view! {
+        <form node_ref=form_ref class="form upload" method="post" enctype="multipart/form-data" action=action on:submit=on_submit>
+            <div
+                class="dropzone"
+                class:dragging=move || dragging.get()
+                on:dragover=move |ev: leptos::ev::DragEvent| { ev.prevent_default(); set_dragging.set(true); }
+                on:dragleave=move |_| set_dragging.set(false)
+                on:drop=on_drop
+            >
+                <label for="upload-file">"File"</label>
+                <input id="upload-file" node_ref=input_ref name="file" type="file" required on:change=on_change/>
+                <p class="hint">{move || chosen.get().map(|n| format!("Selected: {n}")).unwrap_or_else(|| "Choose a file or drop it here.".into())}</p>
+            </div>
+            <label for="upload-name">"Name"</label>
+            <input id="upload-name" name="name" type="text" maxlength="255" placeholder="Defaults to the file's name"/>
+            <FormError error/>
+            <Show when=move || progress.get().is_some()>
+                <label for="upload-progress">"Upload progress"</label>
+                <progress id="upload-progress" max="100" value=move || progress.get().unwrap_or(0.0).to_string()>
+                    {move || format!("{:.0}%", progress.get().unwrap_or(0.0))}
+                </progress>
+            </Show>
+            <button type="submit" class="button" disabled=move || progress.get().is_some()>
+                {move || if progress.get().is_some() { "Uploading…" } else { "Upload" }}
+            </button>
+        </form>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod xhr {
+    //! The upload request, sent with XMLHttpRequest for its progress events.
+    use crate::error::AppError;
+    use leptos::prelude::*;
+    use wasm_bindgen::prelude::*;
+    use web_sys::{FormData, HtmlFormElement, ProgressEvent, XmlHttpRequest};
+
+    pub fn send(
+        form: &HtmlFormElement,
+        url: &str,
+        set_progress: WriteSignal<Option<f64>>,
+        set_error: WriteSignal<Option<AppError>>,
+        on_done: impl Fn() + 'static,
+    ) {
+        let fail = move |message: &str| {
+            set_progress.set(None);
+            set_error.set(Some(AppError::new(0, message)));
+        };
+        let (Ok(data), Ok(xhr)) = (FormData::new_with_form(form), XmlHttpRequest::new()) else {
+            return fail("This browser cannot send the file.");
+        };
+        set_error.set(None);
+        set_progress.set(Some(0.0));
+        let on_progress = Closure::<dyn FnMut(ProgressEvent)>::new(move |e: ProgressEvent| {
+            if e.length_computable() && e.total() > 0.0 {
+                set_progress.set(Some(e.loaded() / e.total() * 100.0));
+            }
+        });
+        if let Ok(upload) = xhr.upload() {
+            upload.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
+        }
+        on_progress.forget();
+        let done_xhr = xhr.clone();
+        let on_load = Closure::<dyn FnMut()>::new(move || {
+            set_progress.set(None);
+            let status = done_xhr.status().unwrap_or(0);
+            if (200..300).contains(&status) {
+                on_done();
+                return;
+            }
+            let body = done_xhr.response_text().ok().flatten().unwrap_or_default();
+            let error = serde_json::from_str::<AppError>(&body)
+                .unwrap_or_else(|_| AppError::new(status, format!("The upload failed (HTTP {status}).")));
+            set_error.set(Some(error));
+        });
+        xhr.set_onload(Some(on_load.as_ref().unchecked_ref()));
+        on_load.forget();
+        let on_error = Closure::<dyn FnMut()>::new(move || fail("The upload was interrupted. Check your connection."));
+        xhr.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        on_error.forget();
+        let sent = xhr
+            .open("POST", url)
+            .and_then(|()| xhr.set_request_header("Accept", "application/json"))
+            .and_then(|()| xhr.send_with_opt_form_data(Some(&data)));
+        if sent.is_err() {
+            fail("The upload could not be started.");
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Files: uploads (streamed, content-addressed, atomic), the file list,
+//! signed download links, deletion.
+
+use super::Principal;
+use crate::content::{self, ContentCid, Importer, Params};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::store::blobs::Staged;
+use crate::store::db::{FileRow, InsertFile, NewFile};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use tokio::sync::{mpsc, Mutex, MutexGuard};
+
+/// Serialises the commit and the removal of the same content, so a delete
+/// cannot remove an object that a concurrent upload is about to reference.
+pub struct CidLocks([Mutex<()>; 64]);
+
+impl Default for CidLocks {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| Mutex::new(())))
+    }
+}
+
+impl CidLocks {
+    async fn lock(&self, cid: &str) -> MutexGuard<'_, ()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        cid.hash(&mut h);
+        self.0[(h.finish() % 64) as usize].lock().await
+    }
+}
+
+/// Content received, imported and staged, not yet visible to anyone.
+pub struct Ingested {
+    staged: Box<dyn Staged>,
+    pub cid: ContentCid,
+    pub car_cid: ContentCid,
+    pub size: u64,
+}
+
+/// What an accepted upload answers.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub cid: String,
+    pub car_cid: String,
+    pub size: u64,
+}
+
+fn too_large() -> AppError {
+    AppError::too_large("File too large")
+}
+
+fn over_quota() -> AppError {
+    AppError::too_large("Storage quota exceeded")
+}
+
+/// Streams a file's bytes into the importer and a staging object, on the
+/// blocking pool, with memory bounded by a few chunks. Nothing is visible
+/// until `commit`; dropping the result (or any error) leaves nothing behind.
+pub async fn ingest<S>(state: &AppState, who: &Principal, mut body: S) -> AppResult<Ingested>
+where
+    S: Stream<Item = AppResult<Bytes>> + Unpin,
+{
+    let max = state.settings.max_file_bytes.max(0) as u64;
+    let room = (state.settings.user_quota_bytes - state.db.space_used(who.user_id).await?).max(0) as u64;
+    let (tx, rx) = mpsc::channel::<Option<Bytes>>(8);
+    let staged = {
+        let blobs = state.blobs.clone();
+        tokio::task::spawn_blocking(move || blobs.stage())
+    }
+    .await
+    .map_err(AppError::internal)?
+    .map_err(AppError::internal)?;
+    let worker = tokio::task::spawn_blocking(move || import_worker(staged, rx));
+
+    let mut size: u64 = 0;
+    let outcome = loop {
+        match body.next().await {
+            None => break Ok(()),
+            Some(Err(e)) => break Err(e),
+            Some(Ok(bytes)) => {
+                size += bytes.len() as u64;
+                if size > max {
+                    break Err(too_large());
+                }
+                if size > room {
+                    break Err(over_quota());
+                }
+                if tx.send(Some(bytes)).await.is_err() {
+                    break Err(AppError::internal("import worker stopped"));
+                }
+            }
+        }
+    };
+    match outcome {
+        Ok(()) => {
+            let _ = tx.send(None).await;
+            drop(tx);
+            let (staged, imported, car_cid) = worker.await.map_err(AppError::internal)?.map_err(AppError::internal)?;
+            Ok(Ingested { staged, cid: imported.root, car_cid, size: imported.size })
+        }
+        Err(e) => {
+            drop(tx); // the worker sees the channel close without an end mark and discards
+            let _ = worker.await;
+            Err(e)
+        }
+    }
+}
+
+type WorkerResult = std::io::Result<(Box<dyn Staged>, content::Imported, ContentCid)>;
+
+fn import_worker(mut staged: Box<dyn Staged>, mut rx: mpsc::Receiver<Option<Bytes>>) -> WorkerResult {
+    let mut importer = Importer::new(Params::IPFS_CAR, true);
+    loop {
+        match rx.blocking_recv() {
+            Some(Some(bytes)) => {
+                staged.write_all(&bytes)?;
+                importer.write(&bytes, &mut |_| {});
+            }
+            Some(None) => break,
+            None => return Err(std::io::Error::other("upload aborted")),
+        }
+    }
+    staged.flush()?;
+    let imported = importer.finish(&mut |_| {});
+    let car_cid = content::car_cid_of(&imported, staged.read_back()?)?;
+    Ok((staged, imported, car_cid))
+}
+
+/// Makes an ingested file visible: the object is renamed into place, then
+/// the rows commit (quota checked in the same transaction); only then is
+/// the upload acknowledged.
+pub async fn commit(state: &AppState, who: &Principal, ingested: Ingested, name: &str, mime: &str) -> AppResult<Uploaded> {
+    let Ingested { staged, cid, car_cid, size } = ingested;
+    let cid = cid.to_string();
+    let car_cid = car_cid.to_string();
+    let _guard = state.cid_locks.lock(&cid).await;
+    {
+        let key = cid.clone();
+        tokio::task::spawn_blocking(move || staged.commit(&key)).await.map_err(AppError::internal)?.map_err(AppError::internal)?;
+    }
+    let row = NewFile {
+        user_id: who.user_id,
+        cid: &cid,
+        car_cid: &car_cid,
+        name,
+        mime,
+        size: size as i64,
+        now: crate::store::now_ms(),
+    };
+    match state.db.insert_file(&row, state.settings.user_quota_bytes).await? {
+        InsertFile::Stored => {
+            tracing::info!(user_id = who.user_id, %cid, size, "file stored");
+            Ok(Uploaded { cid, car_cid, size })
+        }
+        InsertFile::OverQuota => {
+            if !state.db.blob_exists(&cid).await? {
+                remove_object(state, &cid).await?;
+            }
+            Err(over_quota())
+        }
+    }
+}
+
+async fn remove_object(state: &AppState, cid: &str) -> AppResult<()> {
+    let blobs = state.blobs.clone();
+    let key = cid.to_owned();
+    tokio::task::spawn_blocking(move || blobs.remove(&key)).await.map_err(AppError::internal)?.map_err(AppError::internal)?;
+    Ok(())
+}
+
+/// A CID from a request: present, syntactically valid.
+pub fn parse_cid(text: &str) -> AppResult<ContentCid> {
+    if text.trim().is_empty() {
+        return Err(AppError::missing_field("cid"));
+    }
+    content::parse_cid(text).map_err(|e| AppError::bad_request(format!("Invalid CID: {e}")))
+}
+
+fn not_stored() -> AppError {
+    AppError::not_found("Invalid Credentials")
+}
+
+pub async fn list(state: &AppState, who: &Principal) -> AppResult<Vec<FileRow>> {
+    Ok(state.db.list_files(who.user_id).await?)
+}
+
+/// Deletes the account's files with this CID; the object goes once no
+/// account references it. Links handed out for it stop working.
+pub async fn delete(state: &AppState, who: &Principal, cid: &str) -> AppResult<()> {
+    let cid = parse_cid(cid)?.to_string();
+    let _guard = state.cid_locks.lock(&cid).await;
+    match state.db.delete_files(who.user_id, &cid).await? {
+        None => Err(not_stored()),
+        Some(unreferenced) => {
+            if unreferenced {
+                remove_object(state, &cid).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The base of links handed out: `public_url`, else where the server listens.
+pub fn public_base(state: &AppState) -> String {
+    let configured = state.settings.public_url.trim_end_matches('/');
+    if configured.is_empty() {
+        format!("http://{}", state.listen_addr)
+    } else {
+        configured.to_owned()
+    }
+}
+
+/// A signed, expiring, absolute link to a file the account stores.
+pub async fn download_link(state: &AppState, who: &Principal, cid: &str) -> AppResult<String> {
+    let cid = parse_cid(cid)?.to_string();
+    let file = state.db.file_by_cid(who.user_id, &cid).await?.ok_or_else(not_stored)?;
+    let token = state.tokens.issue_download(who.user_id, &cid, state.settings.download_link_ttl_secs)?;
+    Ok(format!(
+        "{}/ipfs/{cid}?filename={}&token={token}",
+        public_base(state),
+        percent_encode(&file.name)
+    ))
+}
+
+/// What a valid download link opens.
+pub struct Download {
+    pub owner_id: i64,
+    pub file: FileRow,
+}
+
+/// Checks a download link's token against the CID it names and that the
+/// owner still stores the file.
+pub async fn open_download(state: &AppState, cid: &str, token: Option<&str>) -> AppResult<Download> {
+    let forbidden = || AppError::forbidden("Download link is invalid or has expired");
+    let cid = parse_cid(cid)?.to_string();
+    let claims = state.tokens.decode_download(token.ok_or_else(forbidden)?).map_err(|_| forbidden())?;
+    if claims.cid != cid {
+        return Err(forbidden());
+    }
+    let owner_id: i64 = claims.sub.parse().map_err(|_| forbidden())?;
+    let file = state.db.file_by_cid(owner_id, &cid).await?.ok_or_else(|| AppError::not_found("File not found"))?;
+    Ok(Download { owner_id, file })
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A file name as stored: no directories, no control characters, at most
+/// 255 characters; empty when nothing usable is left.
+pub fn clean_name(raw: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    cleaned.trim().to_owned()
+}
+
+/// The MIME type to store: what the client declared, unless that says
+/// nothing (`application/octet-stream`), then a guess from the name.
+pub fn mime_for(declared: Option<&str>, name: &str) -> String {
+    match declared.map(str::trim) {
+        Some(m) if !m.is_empty() && m != "application/octet-stream" && m.len() <= 255 && m.contains('/') => m.to_owned(),
+        _ => mime_guess::from_path(name).first_or_octet_stream().essence_str().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_types() {
+        assert_eq!(clean_name("C:\\fakepath\\report.pdf"), "report.pdf");
+        assert_eq!(clean_name("../../etc/passwd"), "passwd");
+        assert_eq!(clean_name("a\u{0}b\n.txt"), "ab.txt");
+        assert_eq!(clean_name("dir/"), "");
+        assert_eq!(mime_for(None, "x.png"), "image/png");
+        assert_eq!(mime_for(Some("application/octet-stream"), "x.txt"), "text/plain");
+        assert_eq!(mime_for(Some("text/csv"), "x.bin"), "text/csv");
+        assert_eq!(mime_for(None, "noext"), "application/octet-stream");
+        assert_eq!(percent_encode("a b/ü.txt"), "a%20b%2F%C3%BC.txt");
+    }
+}

@@ -1,0 +1,215 @@
+//! Object storage for file content, keyed by root CID. Blocking calls: run
+//! them on the blocking pool. One implementation for now: files under the
+//! data directory.
+//!
+//! An object appears atomically: bytes go to a staging file, which is
+//! fsynced and then renamed into place (and the directory fsynced). A crash
+//! leaves either nothing visible or a complete object; staging files left
+//! by a crash are removed by `sweep_staging` at start-up.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// An object being written; dropping it without `commit` discards it.
+pub trait Staged: Write + Send {
+    /// Reads back what was written so far, from the start.
+    fn read_back(&mut self) -> io::Result<Box<dyn Read + '_>>;
+    /// Makes the bytes durable and visible under `key`. If an object with
+    /// that key exists already (identical content), the staged copy is dropped.
+    fn commit(self: Box<Self>, key: &str) -> io::Result<()>;
+}
+
+pub trait BlobStore: Send + Sync {
+    fn stage(&self) -> io::Result<Box<dyn Staged>>;
+    /// A reader of `len` bytes from `start`; `None` when there is no such object.
+    fn open_range(&self, key: &str, start: u64, len: u64) -> io::Result<Option<Box<dyn Read + Send>>>;
+    fn contains(&self, key: &str) -> io::Result<bool>;
+    /// Removes the object; `false` if it was not there.
+    fn remove(&self, key: &str) -> io::Result<bool>;
+    /// Removes staging leftovers of an earlier run; returns how many.
+    fn sweep_staging(&self) -> io::Result<usize>;
+    /// Every stored key (for removing objects no row refers to).
+    fn keys(&self) -> io::Result<Vec<String>>;
+}
+
+/// Objects as files: `<root>/objects/<last 2 chars of key>/<key>`, staging in `<root>/staging/`.
+pub struct LocalBlobs {
+    objects: PathBuf,
+    staging: PathBuf,
+}
+
+/// A key is a CID string: letters and digits only, so it is a safe file name.
+fn check_key(key: &str) -> io::Result<()> {
+    if !key.is_empty() && key.len() <= 128 && key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidInput, "invalid object key"))
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl LocalBlobs {
+    pub fn open(root: &Path) -> io::Result<Self> {
+        let objects = root.join("objects");
+        let staging = root.join("staging");
+        fs::create_dir_all(&objects)?;
+        fs::create_dir_all(&staging)?;
+        Ok(Self { objects, staging })
+    }
+
+    fn path(&self, key: &str) -> io::Result<PathBuf> {
+        check_key(key)?;
+        let shard = &key[key.len().saturating_sub(2)..];
+        Ok(self.objects.join(shard).join(key))
+    }
+}
+
+struct LocalStaged {
+    file: File,
+    path: PathBuf,
+    objects: PathBuf,
+    committed: bool,
+}
+
+impl Write for LocalStaged {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Staged for LocalStaged {
+    fn read_back(&mut self) -> io::Result<Box<dyn Read + '_>> {
+        let mut reader = File::open(&self.path)?;
+        reader.seek(SeekFrom::Start(0))?;
+        Ok(Box::new(io::BufReader::with_capacity(1 << 20, reader)))
+    }
+
+    fn commit(mut self: Box<Self>, key: &str) -> io::Result<()> {
+        check_key(key)?;
+        let shard_dir = self.objects.join(&key[key.len().saturating_sub(2)..]);
+        let target = shard_dir.join(key);
+        if target.exists() {
+            // Identical content is stored once; this copy goes away on drop.
+            return Ok(());
+        }
+        self.file.sync_all()?;
+        fs::create_dir_all(&shard_dir)?;
+        fs::rename(&self.path, &target)?;
+        self.committed = true;
+        sync_dir(&shard_dir)
+    }
+}
+
+impl Drop for LocalStaged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl BlobStore for LocalBlobs {
+    fn stage(&self) -> io::Result<Box<dyn Staged>> {
+        let name = format!("{}.part", crate::service::accounts::random_hex(16));
+        let path = self.staging.join(name);
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        Ok(Box::new(LocalStaged { file, path, objects: self.objects.clone(), committed: false }))
+    }
+
+    fn open_range(&self, key: &str, start: u64, len: u64) -> io::Result<Option<Box<dyn Read + Send>>> {
+        let mut file = match File::open(self.path(key)?) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        file.seek(SeekFrom::Start(start))?;
+        Ok(Some(Box::new(file.take(len))))
+    }
+
+    fn contains(&self, key: &str) -> io::Result<bool> {
+        Ok(self.path(key)?.exists())
+    }
+
+    fn remove(&self, key: &str) -> io::Result<bool> {
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                if let Some(dir) = path.parent() {
+                    sync_dir(dir)?;
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn sweep_staging(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.staging)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn keys(&self) -> io::Result<Vec<String>> {
+        let mut keys = Vec::new();
+        for shard in fs::read_dir(&self.objects)? {
+            let shard = shard?;
+            if !shard.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(shard.path())? {
+                if let Some(name) = entry?.file_name().to_str() {
+                    keys.push(name.to_owned());
+                }
+            }
+        }
+        Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_commit_read_remove() {
+        let root = std::env::temp_dir().join(format!("pv-blobs-{}", std::process::id()));
+        let store = LocalBlobs::open(&root).unwrap();
+        let mut staged = store.stage().unwrap();
+        staged.write_all(b"hello world").unwrap();
+        let mut back = String::new();
+        staged.read_back().unwrap().read_to_string(&mut back).unwrap();
+        assert_eq!(back, "hello world");
+        staged.commit("bafkabc").unwrap();
+        let mut part = String::new();
+        store.open_range("bafkabc", 6, 5).unwrap().unwrap().read_to_string(&mut part).unwrap();
+        assert_eq!(part, "world");
+        // identical content: the second copy is dropped, the first stays
+        let mut again = store.stage().unwrap();
+        again.write_all(b"hello world").unwrap();
+        again.commit("bafkabc").unwrap();
+        assert_eq!(fs::read_dir(root.join("staging")).unwrap().count(), 0);
+        assert_eq!(store.keys().unwrap(), vec!["bafkabc".to_string()]);
+        // an abandoned staging file is swept
+        let abandoned = store.stage().unwrap();
+        std::mem::forget(abandoned);
+        assert_eq!(store.sweep_staging().unwrap(), 1);
+        assert!(store.remove("bafkabc").unwrap());
+        assert!(!store.contains("bafkabc").unwrap());
+        assert!(store.open_range("../etc", 0, 1).is_err());
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
