@@ -61,7 +61,7 @@ for _ in $(seq 100); do curl -fs "$BASE/healthz" >/dev/null && break; sleep 0.1;
 USER=bench_$RANDOM
 curl -fs -H 'Content-Type: application/json' -d "{\"username\":\"$USER\",\"password\":\"bench-password\",\"email\":\"$USER@example.org\"}" "$BASE/register" >/dev/null
 TOKEN=$(curl -fs -H 'Content-Type: application/json' -d "{\"username\":\"$USER\",\"password\":\"bench-password\"}" "$BASE/login" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-kib() { sed -n "s/^$1: *\([0-9]*\) kB/\1/p" /proc/$SERVER/status; }
+kib() { awk -v k="$1:" '$1 == k { print $2 }' /proc/$SERVER/status; }
 RSS_BEFORE=$(kib VmRSS)
 T0=$(date +%s.%N)
 ANSWER=$(curl -fs -H "Authorization: $TOKEN" -F "file=@$WORK/f512" "$BASE/upload_file")
