@@ -57,7 +57,13 @@ node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
-test-tools: tools
+# A real SMTP server for the reset tests (aiosmtpd, from PyPI).
+SMTP_VENV := target/smtp-venv
+$(SMTP_VENV)/bin/aiosmtpd:
+	python3 -m venv $(SMTP_VENV)
+	$(SMTP_VENV)/bin/pip install --quiet --disable-pip-version-check aiosmtpd==1.4.6
+
+test-tools: tools $(SMTP_VENV)/bin/aiosmtpd
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # --- build -----------------------------------------------------------------

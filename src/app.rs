@@ -3,6 +3,7 @@
 use crate::components::nav::Nav;
 use crate::pages::{
     dashboard::DashboardPage, files::FilesPage, home::HomePage, login::LoginPage, not_found::NotFound, register::RegisterPage,
+    reset::ResetPasswordPage,
 };
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -44,6 +45,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=HomePage/>
                     <Route path=StaticSegment("register") view=RegisterPage/>
                     <Route path=StaticSegment("login") view=LoginPage/>
+                    <Route path=StaticSegment("reset-password") view=ResetPasswordPage/>
                     // Rendered whole before it is sent, so a signed-out
                     // visitor gets a real redirect to /login.
                     <Route path=StaticSegment("dashboard") view=DashboardPage ssr=SsrMode::Async/>

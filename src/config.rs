@@ -51,6 +51,21 @@ pub struct Settings {
     /// Base of the download links handed out, e.g. `https://vault.example.org`;
     /// empty = the address the server listens on.
     pub public_url: String,
+    /// SMTP server as a lettre URL (`smtp://host:port`, `smtp://host?tls=required`,
+    /// `smtps://user:pass@host`); empty = write mails into `<data dir>/outbox/`.
+    pub smtp_url: String,
+    /// Sender of the mails.
+    pub mail_from: String,
+    /// The name mails and pages use for the product.
+    pub product_name: String,
+    /// How long a password reset code is valid, seconds.
+    pub otp_ttl_secs: i64,
+    /// Wrong guesses after which a reset code is burnt.
+    pub otp_max_attempts: i64,
+    /// Reset mails one address may request per throttle window.
+    pub reset_max_requests_per_email: u32,
+    /// Reset mails one client address may request per throttle window.
+    pub reset_max_requests_per_ip: u32,
 }
 
 impl Default for Settings {
@@ -77,6 +92,13 @@ impl Default for Settings {
             user_quota_bytes: 10 << 30,
             download_link_ttl_secs: 3600,
             public_url: String::new(),
+            smtp_url: String::new(),
+            mail_from: "peervault <no-reply@peervault.local>".into(),
+            product_name: "peervault".into(),
+            otp_ttl_secs: 600,
+            otp_max_attempts: 5,
+            reset_max_requests_per_email: 5,
+            reset_max_requests_per_ip: 20,
         }
     }
 }
@@ -153,6 +175,9 @@ impl Settings {
             ("max_file_bytes", self.max_file_bytes >= 0),
             ("user_quota_bytes", self.user_quota_bytes >= 0),
             ("download_link_ttl_secs", self.download_link_ttl_secs > 0),
+            ("otp_ttl_secs", self.otp_ttl_secs > 0),
+            ("otp_max_attempts", self.otp_max_attempts > 0),
+            ("mail_from", self.mail_from.parse::<lettre::message::Mailbox>().is_ok()),
             ("public_url", self.public_url.is_empty() || self.public_url.starts_with("http://") || self.public_url.starts_with("https://")),
             ("coin_rate", self.coin_rate.is_finite() && self.coin_rate >= 0.0),
         ];

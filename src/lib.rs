@@ -17,6 +17,8 @@ pub mod config;
 #[cfg(feature = "ssr")]
 pub mod content;
 #[cfg(feature = "ssr")]
+pub mod mail;
+#[cfg(feature = "ssr")]
 pub mod service;
 #[cfg(feature = "ssr")]
 pub mod state;

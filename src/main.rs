@@ -159,6 +159,7 @@ async fn serve() -> Result<(), String> {
         tracing::info!(swept, "removed unfinished uploads left by an earlier run");
     }
     remove_orphans(&db, &blobs).await?;
+    let mailer = peervault::mail::from_settings(&settings, &data_dir)?;
 
     let addr: SocketAddr = leptos_options.site_addr;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -171,6 +172,7 @@ async fn serve() -> Result<(), String> {
         hasher,
         throttle,
         blobs: Arc::new(blobs),
+        mailer,
         cid_locks: Default::default(),
         listen_addr,
     });

@@ -19,6 +19,7 @@ pub struct Inner {
     pub hasher: Hasher,
     pub throttle: Throttle,
     pub blobs: Arc<dyn BlobStore>,
+    pub mailer: Box<dyn crate::mail::MailSender>,
     pub cid_locks: CidLocks,
     /// The address the server actually listens on.
     pub listen_addr: SocketAddr,

@@ -506,3 +506,289 @@ export function blobFiles(dataDir, sub) {
 
 /** Where the blob store keeps the object of `cid`: <dataDir>/blobs/objects/<last 2 chars>/<cid>. */
 export const objectPath = (dataDir, cid) => path.join(dataDir, 'blobs', 'objects', cid.slice(-2), cid);
+
+// ---------------------------------------------------------------------------
+// Mail: a real SMTP server (aiosmtpd) and the server's file outbox
+// ---------------------------------------------------------------------------
+
+const SMTP_STARTUP_TIMEOUT_MS = 20_000;
+
+/** The aiosmtpd executable of the venv `make test-tools` creates (or PEERVAULT_AIOSMTPD). */
+export function aiosmtpdPath() {
+  return path.resolve(REPO_ROOT, process.env.PEERVAULT_AIOSMTPD || 'target/smtp-venv/bin/aiosmtpd');
+}
+
+/** Resolves once `port` on 127.0.0.1 sends an SMTP greeting (a line starting 220). */
+function smtpGreets(port, timeoutMs = 2_000) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let buf = '';
+    const done = (err) => { clearTimeout(timer); sock.destroy(); if (err) reject(err); else resolve(); };
+    const timer = setTimeout(() => done(new Error('no SMTP greeting')), timeoutMs);
+    sock.on('data', (c) => {
+      buf += c.toString('latin1');
+      if (buf.includes('\n')) done(buf.startsWith('220') ? null : new Error(`unexpected greeting ${JSON.stringify(buf)}`));
+    });
+    sock.on('error', (e) => done(e));
+    sock.on('end', () => done(new Error('closed before the greeting')));
+  });
+}
+
+/**
+ * Start a real SMTP server (aiosmtpd 1.4.6 with its Mailbox handler) that
+ * stores every message it accepts in a temporary Maildir.
+ * @param {{port?:number}} [options] port: listen on this port (e.g. to restart
+ *   a server that was stopped) instead of a free one.
+ * @returns {Promise<{url:string, port:number, maildir:string,
+ *   messages:()=>ReturnType<typeof parseEml>[],
+ *   waitForMessage:(predicate?:(m:ReturnType<typeof parseEml>)=>boolean, timeoutMs?:number)=>Promise<ReturnType<typeof parseEml>>,
+ *   stop:()=>Promise<void>, stderr:()=>string}>}
+ *   messages(): every stored message, oldest first (see `parseEml`).
+ */
+export async function startSmtp(options = {}) {
+  const bin = aiosmtpdPath();
+  if (!fs.existsSync(bin)) {
+    throw new Error(`aiosmtpd not found at ${bin}: create it with ` +
+      '`python3 -m venv target/smtp-venv && target/smtp-venv/bin/pip install aiosmtpd==1.4.6` (make test-tools)');
+  }
+  const port = options.port ?? await freePort();
+  const maildir = fs.mkdtempSync(path.join(os.tmpdir(), 'peervault-smtp-'));
+  for (const sub of ['tmp', 'new', 'cur']) fs.mkdirSync(path.join(maildir, sub));
+
+  // aiosmtpd [-n] [-l HOST:PORT] [-c CLASSPATH] [CLASSARGS...]: the Mailbox handler takes the Maildir path.
+  const proc = spawn(bin, ['-n', '-l', `127.0.0.1:${port}`, '-c', 'aiosmtpd.handlers.Mailbox', maildir], {
+    cwd: REPO_ROOT, env: { ...process.env, PYTHONUNBUFFERED: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  liveChildren.add(proc);
+  const out = [];
+  proc.stdout.on('data', (c) => out.push(c));
+  proc.stderr.on('data', (c) => out.push(c));
+  const stderr = () => Buffer.concat(out).toString('utf8');
+  let exited = null;
+  const exitPromise = new Promise((resolve) => {
+    proc.on('exit', (code, signal) => { exited = { code, signal }; liveChildren.delete(proc); resolve(exited); });
+    proc.on('error', (e) => { exited = { code: null, signal: null, error: e }; liveChildren.delete(proc); resolve(exited); });
+  });
+
+  let removed = false;
+  const stop = async () => {
+    if (!exited) {
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => { if (!exited) proc.kill('SIGKILL'); }, STOP_GRACE_MS);
+      await exitPromise;
+      clearTimeout(timer);
+    }
+    if (!removed) { removed = true; fs.rmSync(maildir, { recursive: true, force: true }); }
+  };
+
+  const deadline = Date.now() + SMTP_STARTUP_TIMEOUT_MS;
+  let lastProblem = 'no answer yet';
+  for (;;) {
+    if (exited) {
+      await stop();
+      throw new Error(`aiosmtpd exited during startup (code ${exited.code}, signal ${exited.signal}` +
+        `${exited.error ? `, ${exited.error.message}` : ''})\n${stderr()}`);
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`aiosmtpd did not greet on 127.0.0.1:${port} within ${SMTP_STARTUP_TIMEOUT_MS} ms (${lastProblem})\n${stderr()}`);
+    }
+    try { await smtpGreets(port); break; } catch (e) { lastProblem = e.code || e.message; }
+    await sleep(100);
+  }
+
+  const messages = () => readMailFiles(path.join(maildir, 'new'), () => true)
+    .concat(readMailFiles(path.join(maildir, 'cur'), () => true))
+    .sort(byArrival);
+  const waitForMessage = (predicate = () => true, timeoutMs = 10_000) =>
+    waitForMail(messages, predicate, timeoutMs, `SMTP server on port ${port}`);
+
+  return { url: `smtp://127.0.0.1:${port}`, port, maildir, messages, waitForMessage, stop, stderr };
+}
+
+/** The mails the server wrote to <dataDir>/outbox/*.eml (outbox mode), oldest first, parsed like `startSmtp().messages()`. */
+export function outboxMessages(dataDir) {
+  return readMailFiles(path.join(dataDir, 'outbox'), (name) => name.endsWith('.eml')).sort(byArrival);
+}
+
+/** Waits for an outbox mail matching `predicate` (see `outboxMessages`). */
+export function waitForOutboxMessage(dataDir, predicate = () => true, timeoutMs = 10_000) {
+  return waitForMail(() => outboxMessages(dataDir), predicate, timeoutMs, `${dataDir}/outbox`);
+}
+
+async function waitForMail(list, predicate, timeoutMs, where) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = list().find(predicate);
+    if (found) return found;
+    if (Date.now() > deadline) {
+      const seen = list().map((m) => `${m.to} | ${m.subject}`);
+      throw new Error(`no matching mail in ${where} within ${timeoutMs} ms; ${seen.length} mail(s): ${JSON.stringify(seen)}`);
+    }
+    await sleep(50);
+  }
+}
+
+const byArrival = (a, b) => (a.mtimeNs < b.mtimeNs ? -1 : a.mtimeNs > b.mtimeNs ? 1 : a.file.localeCompare(b.file));
+
+function readMailFiles(dir, accept) {
+  let names;
+  try { names = fs.readdirSync(dir); } catch (e) { if (e.code === 'ENOENT') return []; throw e; }
+  const out = [];
+  for (const name of names) {
+    if (name.startsWith('.') || !accept(name)) continue;
+    const file = path.join(dir, name);
+    const st = fs.statSync(file, { bigint: true });
+    if (!st.isFile()) continue;
+    out.push({ ...parseEml(fs.readFileSync(file)), file, mtimeNs: st.mtimeNs });
+  }
+  return out;
+}
+
+// --- a small MIME reader (RFC 5322 headers, RFC 2045 multipart and transfer encodings, RFC 2047 words)
+
+function decodeBytes(buf, charset = 'utf-8') {
+  try { return new TextDecoder(charset.toLowerCase() === 'us-ascii' ? 'utf-8' : charset).decode(buf); } catch { return new TextDecoder('utf-8').decode(buf); }
+}
+
+/** Bytes (as a latin1 string) of a quoted-printable body. */
+const unQuotedPrintable = (s) => s.replace(/=\r?\n/g, '').replace(/=([0-9A-Fa-f]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+
+/** Decodes RFC 2047 encoded words (=?charset?B|Q?...?=) in a header value. */
+export function decodeWords(value) {
+  return value
+    .replace(/(=\?[^?]+\?[BbQq]\?[^?]*\?=)\s+(?==\?[^?]+\?[BbQq]\?[^?]*\?=)/g, '$1') // whitespace between words is dropped
+    .replace(/=\?([^?*]+)(?:\*[^?]*)?\?([BbQq])\?([^?]*)\?=/g, (_, charset, enc, text) => {
+      const bytes = enc.toUpperCase() === 'B'
+        ? Buffer.from(text, 'base64')
+        : Buffer.from(unQuotedPrintable(text.replace(/_/g, ' ')), 'latin1');
+      return decodeBytes(bytes, charset);
+    });
+}
+
+/** Header block (latin1 string) → [[lowercase name, raw value], ...], folded lines unfolded. */
+function parseHeaders(block) {
+  const out = [];
+  for (const line of block.split(/\r?\n/)) {
+    if (/^[ \t]/.test(line) && out.length > 0) out[out.length - 1][1] += ` ${line.trim()}`;
+    else {
+      const i = line.indexOf(':');
+      if (i > 0) out.push([line.slice(0, i).trim().toLowerCase(), line.slice(i + 1).trim()]);
+    }
+  }
+  return out;
+}
+
+/** `type/sub; a=b; c="d"` → { type: 'type/sub', params: { a: 'b', c: 'd' } }. */
+function parseContentType(value = 'text/plain') {
+  const [type, ...rest] = value.split(';');
+  const params = {};
+  for (const p of rest) {
+    const i = p.indexOf('=');
+    if (i < 0) continue;
+    params[p.slice(0, i).trim().toLowerCase()] = p.slice(i + 1).trim().replace(/^"(.*)"$/, '$1');
+  }
+  return { type: type.trim().toLowerCase(), params };
+}
+
+/** One MIME entity (latin1 string) → { headers, contentType, leaves: [{ type, text }] }. */
+function parseEntity(str) {
+  const m = /\r?\n\r?\n/.exec(str);
+  const headerBlock = m ? str.slice(0, m.index) : str;
+  const body = m ? str.slice(m.index + m[0].length) : '';
+  const headerList = parseHeaders(headerBlock);
+  const first = (name) => headerList.find(([n]) => n === name)?.[1];
+  const ct = parseContentType(first('content-type'));
+  const leaves = [];
+  if (ct.type.startsWith('multipart/') && ct.params.boundary) {
+    const delim = `--${ct.params.boundary}`;
+    const chunks = `\r\n${body}`.split(new RegExp(`\\r?\\n${delim.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    for (const chunk of chunks.slice(1)) {
+      if (chunk.startsWith('--')) break; // close delimiter
+      const nl = chunk.indexOf('\n');
+      if (nl < 0) continue;
+      leaves.push(...parseEntity(chunk.slice(nl + 1)).leaves);
+    }
+  } else {
+    const cte = (first('content-transfer-encoding') ?? '7bit').trim().toLowerCase();
+    let bytes;
+    if (cte === 'base64') bytes = Buffer.from(body.replace(/[^A-Za-z0-9+/=]/g, ''), 'base64');
+    else if (cte === 'quoted-printable') bytes = Buffer.from(unQuotedPrintable(body), 'latin1');
+    else bytes = Buffer.from(body, 'latin1');
+    leaves.push({ type: ct.type, charset: ct.params.charset ?? 'us-ascii', transferEncoding: cte, text: decodeBytes(bytes, ct.params.charset ?? 'utf-8') });
+  }
+  return { headerList, contentType: ct, leaves };
+}
+
+/** `Name <a@b>`, `"Name" <a@b>` or `a@b` → { name, address }. */
+export function parseAddress(value) {
+  const m = /^\s*(.*?)\s*<([^>]*)>\s*$/.exec(value ?? '');
+  if (!m) return { name: '', address: (value ?? '').trim() };
+  let name = m[1];
+  if (/^".*"$/.test(name)) name = name.slice(1, -1).replace(/\\(.)/g, '$1');
+  return { name, address: m[2].trim() };
+}
+
+/**
+ * Parse one RFC 5322 message.
+ * @param {Buffer|string} raw
+ * @returns {{raw:string, headers:Record<string,string>, header:(name:string)=>string|undefined,
+ *   headerAll:(name:string)=>string[], to:string, from:string, subject:string, contentType:string,
+ *   parts:{type:string, charset:string, transferEncoding:string, text:string}[],
+ *   text:string|undefined, html:string|undefined}}
+ *   headers: first value of each header, lowercase names, encoded words decoded;
+ *   text/html: the decoded text/plain and text/html parts (first of each).
+ */
+export function parseEml(raw) {
+  const str = Buffer.isBuffer(raw) ? raw.toString('latin1') : Buffer.from(raw, 'utf8').toString('latin1');
+  const entity = parseEntity(str);
+  // header values may carry raw UTF-8 (SMTPUTF8): read them back as UTF-8 before decoding words
+  const values = entity.headerList.map(([n, v]) => [n, decodeWords(decodeBytes(Buffer.from(v, 'latin1')))]);
+  const headers = {};
+  for (const [n, v] of values) if (!(n in headers)) headers[n] = v;
+  const header = (name) => headers[name.toLowerCase()];
+  const headerAll = (name) => values.filter(([n]) => n === name.toLowerCase()).map(([, v]) => v);
+  const part = (type) => entity.leaves.find((l) => l.type === type)?.text;
+  return {
+    raw: decodeBytes(Buffer.from(str, 'latin1')),
+    headers, header, headerAll,
+    to: header('to') ?? '',
+    from: header('from') ?? '',
+    subject: header('subject') ?? '',
+    contentType: entity.contentType.type,
+    parts: entity.leaves,
+    text: part('text/plain'),
+    html: part('text/html'),
+  };
+}
+
+/** The visible text of an HTML document: no tags, style or script, entities decoded, whitespace collapsed. */
+export function htmlText(html) {
+  const named = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
+  return String(html ?? '')
+    .replace(/<(style|script|head)\b[\s\S]*?<\/\1\s*>/gi, ' ')
+    .replace(/<!--[\s\S]*?-->/g, ' ')
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (all, e) => {
+      if (e[0] === '#') return String.fromCodePoint(e[1].toLowerCase() === 'x' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10));
+      return named[e.toLowerCase()] ?? all;
+    })
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** Every distinct standalone run of exactly 6 digits in `text`. */
+export const sixDigitCodes = (text) => [...new Set(String(text ?? '').match(/(?<![\w#])\d{6}(?![\w])/g) ?? [])];
+
+/**
+ * The 6-digit code of a reset mail: the one 6-digit number of its text/plain
+ * part (of its HTML text when it has no plain part). Throws unless exactly one.
+ */
+export function codeFrom(message) {
+  const source = message.text !== undefined ? message.text : htmlText(message.html);
+  const codes = sixDigitCodes(source);
+  if (codes.length !== 1) {
+    throw new Error(`expected exactly one 6-digit code in the mail to ${message.to}, found ${JSON.stringify(codes)}:\n${source}`);
+  }
+  return codes[0];
+}

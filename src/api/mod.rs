@@ -6,6 +6,7 @@ pub mod files;
 pub mod gateway;
 pub mod multipart;
 pub mod openapi;
+pub mod reset;
 
 use crate::error::{AppError, AppResult};
 use crate::service::{accounts, bandwidth, devices, uptime};
@@ -37,6 +38,8 @@ pub fn router() -> Router<AppState> {
         .route("/download_file", post(files::download_file))
         .route("/delete_file", post(files::delete_file))
         .route("/ipfs/{cid}", get(gateway::ipfs))
+        .route("/send_reset_email", post(reset::send_reset_email))
+        .route("/verify_otp", post(reset::verify_otp))
 }
 
 /// `{"message": ...}`: every error, and most successes.

@@ -8,10 +8,12 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "peervault JSON API", description = "The routes the Android client calls. Prose: docs/API.md."),
     paths(healthz, register, login, android_auth, dashboard, onboarding, active_time, rateinout,
-        files::upload_file, files::get_file_list, files::download_file, files::delete_file, gateway::ipfs),
+        files::upload_file, files::get_file_list, files::download_file, files::delete_file, gateway::ipfs,
+        reset::send_reset_email, reset::verify_otp),
     components(schemas(Message, TokenResponse, Health, RegisterRequest, LoginRequest, AndroidAuthRequest,
         DashboardResponse, OnboardingRequest, ActiveTimeRequest, RateInOutRequest,
-        files::UploadResponse, files::Web3, files::UploadForm, files::FileEntry, files::CidRequest, files::UrlResponse)),
+        files::UploadResponse, files::Web3, files::UploadForm, files::FileEntry, files::CidRequest, files::UrlResponse,
+        reset::StatusMessage, reset::StatusCapitalMessage, reset::SendResetRequest, reset::VerifyOtpRequest)),
     modifiers(&TokenAuth),
 )]
 pub struct ApiDoc;

@@ -129,11 +129,13 @@ fn FileTable(
                             (cid.clone(), cid.clone(), cid.clone(), cid.clone(), cid.clone(), cid);
                         view! {
                             <tr data-cid=row_cid>
-                                <td class="name">{name}</td>
-                                <td>{human_bytes(size)}</td>
-                                <td>{mime}</td>
-                                <td>{utc_minute(uploaded_at)}</td>
-                                <td class="cid"><code title=title>{shown}</code><CopyButton text=copy label/></td>
+                                <td class="name" data-label="Name">{name}</td>
+                                <td class="nowrap" data-label="Size">{human_bytes(size)}</td>
+                                <td data-label="Type">{mime}</td>
+                                <td data-label="Uploaded">{utc_minute(uploaded_at)}</td>
+                                <td data-label="CID">
+                                    <div class="cid"><code title=title>{shown}</code><CopyButton text=copy label/></div>
+                                </td>
                                 <td class="actions">
                                     <ActionForm action=download attr:class="inline">
                                         <input type="hidden" name="cid" value=download_cid/>

@@ -21,11 +21,15 @@ pub fn LoginPage() -> impl IntoView {
     let error = Signal::derive(move || login.value().get().and_then(Result::err));
     let query = use_query_map();
     let registered = move || query.read().get("registered").is_some();
+    let was_reset = move || query.read().get("reset").is_some();
     view! {
         <section class="narrow">
             <h1>"Log in"</h1>
             <Show when=registered>
                 <p class="notice" role="status">"Your account is ready. Log in to continue."</p>
+            </Show>
+            <Show when=was_reset>
+                <p class="notice" role="status">"Your password was changed. Log in with the new one."</p>
             </Show>
             <ActionForm action=login attr:class="form">
                 <label for="login-username">"Username"</label>
@@ -38,6 +42,7 @@ pub fn LoginPage() -> impl IntoView {
                     {move || if login.pending().get() { "Logging in…" } else { "Log in" }}
                 </button>
             </ActionForm>
+            <p><A href="/reset-password">"Forgot password?"</A></p>
             <p>"No account yet? " <A href="/register">"Register"</A></p>
         </section>
     }

@@ -6,6 +6,7 @@ pub mod home;
 pub mod login;
 pub mod not_found;
 pub mod register;
+pub mod reset;
 pub mod session;
 
 /// What server functions share: the app state, the session cookie, the client address.

@@ -99,17 +99,14 @@ fn throttle_keys(route: &str, account: &str, client: &str) -> (String, String) {
 
 fn check_throttle(state: &AppState, keys: &(String, String)) -> AppResult<()> {
     let s = &state.settings;
-    if state.throttle.is_blocked(&keys.0, s.login_max_failures_per_account)
-        || state.throttle.is_blocked(&keys.1, s.login_max_failures_per_ip)
-    {
+    if state.throttle.any_blocked(&[(&keys.0, s.login_max_failures_per_account), (&keys.1, s.login_max_failures_per_ip)]) {
         return Err(AppError::too_many_attempts());
     }
     Ok(())
 }
 
 fn record_failure(state: &AppState, keys: &(String, String)) {
-    state.throttle.record_failure(&keys.0);
-    state.throttle.record_failure(&keys.1);
+    state.throttle.record_all(&[&keys.0, &keys.1]);
 }
 
 /// Web/user login by username or email. Returns a `user` token.

@@ -6,6 +6,7 @@ pub mod bandwidth;
 pub mod devices;
 pub mod files;
 pub mod passwords;
+pub mod reset;
 pub mod throttle;
 pub mod tokens;
 pub mod uptime;

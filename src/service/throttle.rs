@@ -36,6 +36,18 @@ impl Throttle {
             .is_some_and(|b| now.duration_since(b.started) < self.window && b.failures >= budget)
     }
 
+    /// True when any of the `(key, budget)` pairs is used up.
+    pub fn any_blocked(&self, limits: &[(&str, u32)]) -> bool {
+        limits.iter().any(|(key, budget)| self.is_blocked(key, *budget))
+    }
+
+    /// Counts one attempt against each key.
+    pub fn record_all(&self, keys: &[&str]) {
+        for key in keys {
+            self.record_failure(key);
+        }
+    }
+
     pub fn record_failure(&self, key: &str) {
         let now = Instant::now();
         let window = self.window;

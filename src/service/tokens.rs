@@ -37,6 +37,7 @@ pub struct DownloadClaims {
 const DOWNLOAD_KIND: &str = "download";
 
 pub struct TokenKeys {
+    secret: Vec<u8>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -51,7 +52,12 @@ impl TokenKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
+        Self {
+            secret: secret.to_vec(),
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
     }
 
     /// `PEERVAULT_JWT_SECRET` if set; otherwise the secret file in the data
@@ -94,6 +100,15 @@ impl TokenKeys {
 }
 
 impl TokenKeys {
+    /// HMAC-SHA256 of `data` under the server secret, hex: how short secrets
+    /// (reset codes) are stored, so a copy of the database does not reveal them.
+    pub fn mac_hex(&self, data: &str) -> String {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        mac.update(data.as_bytes());
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn issue_download(&self, user_id: i64, cid: &str, ttl_secs: i64) -> AppResult<String> {
         let now = crate::store::now_ms() / 1000;
         let claims = DownloadClaims { sub: user_id.to_string(), cid: cid.to_owned(), iat: now, exp: now + ttl_secs, kind: DOWNLOAD_KIND.into() };

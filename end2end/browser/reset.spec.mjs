@@ -1,0 +1,62 @@
+// The whole password reset in the browser, the code read from the outbox
+// (the test server has no SMTP server: mails are written as .eml files).
+import { test, expect } from '@playwright/test';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const outbox = () => path.join(process.env.E2E_DATA_DIR, 'outbox');
+
+/** The code in the newest outbox mail to `email`. */
+async function codeFor(email) {
+  for (let i = 0; i < 50; i++) {
+    const mails = fs.existsSync(outbox()) ? fs.readdirSync(outbox()).filter((f) => f.endsWith('.eml')) : [];
+    for (const f of mails) {
+      const text = fs.readFileSync(path.join(outbox(), f), 'utf8');
+      if (text.includes(`To: ${email}`)) {
+        const m = text.match(/Your code: (\d{6})/);
+        if (m) return m[1];
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no mail to ${email} in ${outbox()}`);
+}
+
+test('forgot password: mail a code, set a new password, log in with it', async ({ page }) => {
+  const id = randomBytes(4).toString('hex');
+  const user = { username: `rs_${id}`, email: `rs_${id}@example.org`, password: `old-${id}-secret` };
+  expect((await page.request.post('/register', { data: user })).status()).toBe(200);
+
+  await page.goto('/login');
+  await page.locator('html[data-hydrated="true"]').waitFor();
+  await page.getByRole('link', { name: 'Forgot password?' }).click();
+  await expect(page).toHaveURL(/\/reset-password$/);
+  await page.getByLabel('Email').fill(user.email);
+  await page.getByRole('button', { name: 'Send code' }).click();
+  await expect(page.getByRole('status')).toContainText(`We sent a code to ${user.email}`);
+
+  const code = await codeFor(user.email);
+  await page.getByLabel('Code').fill(code === '000000' ? '999999' : String((Number(code) + 1) % 1e6).padStart(6, '0'));
+  await page.getByLabel('New password').fill(`new-${id}-secret`);
+  await page.getByRole('button', { name: 'Reset password' }).click();
+  await expect(page.getByRole('alert')).toHaveText('OTP verification Failed');
+
+  await page.getByLabel('Code').fill(code);
+  await page.getByRole('button', { name: 'Reset password' }).click();
+  await expect(page).toHaveURL(/\/login\?reset=1$/);
+  await expect(page.getByRole('status')).toContainText('Your password was changed');
+
+  await page.getByLabel('Username').fill(user.username);
+  await page.getByLabel('Password').fill(`new-${id}-secret`);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL(/\/dashboard$/);
+});
+
+test('an unknown email is answered next to the form', async ({ page }) => {
+  await page.goto('/reset-password');
+  await page.locator('html[data-hydrated="true"]').waitFor();
+  await page.getByLabel('Email').fill(`nobody_${randomBytes(4).toString('hex')}@example.org`);
+  await page.getByRole('button', { name: 'Send code' }).click();
+  await expect(page.getByRole('alert')).toHaveText('Email not found, Please register first');
+});
