@@ -59,9 +59,12 @@ test('register, log in, see the dashboard, log out', async ({ page }) => {
   await expect(nav.getByRole('link', { name: 'Register' })).toBeVisible();
   await expect(nav.getByRole('button', { name: 'Log out' })).toHaveCount(0);
 
-  // Signed out, the dashboard sends the visitor to the login page.
+  // Signed out, the dashboard sends the visitor to the login page, and back after.
   await page.goto('/dashboard');
-  await expect(page).toHaveURL(/\/login$/);
+  await expect(page).toHaveURL(/\/login\?next=\/dashboard$/);
+  await page.locator('html[data-hydrated="true"]').waitFor();
+  await logIn(page, user);
+  await expect(page).toHaveURL(/\/dashboard$/);
 });
 
 test('wrong password shows the contract message next to the form', async ({ page }) => {

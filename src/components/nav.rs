@@ -19,6 +19,8 @@ pub fn Nav() -> impl IntoView {
                             Ok(Some(name)) => view! {
                                 <A href="/dashboard">"Dashboard"</A>
                                 <A href="/files">"Files"</A>
+                                <A href="/onboarding">"Onboarding"</A>
+                                <A href="/account">"Account"</A>
                                 <span class="who">{name}</span>
                                 <ActionForm action=logout attr:class="inline">
                                     <button type="submit" class="button secondary small">"Log out"</button>

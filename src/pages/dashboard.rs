@@ -30,7 +30,7 @@ pub fn DashboardPage() -> impl IntoView {
                     {move || Suspend::new(async move {
                         data.await.map(|found| match found {
                             Some(d) => view! { <Figures d/> }.into_any(),
-                            None => view! { <Redirect path="/login"/> }.into_any(),
+                            None => view! { <Redirect path="/login?next=/dashboard"/> }.into_any(),
                         })
                     })}
                 </ErrorBoundary>

@@ -96,7 +96,7 @@ pub fn FilesPage() -> impl IntoView {
                 }>
                     {move || Suspend::new(async move {
                         files.await.map(|found| match found {
-                            None => view! { <Redirect path="/login"/> }.into_any(),
+                            None => view! { <Redirect path="/login?next=/files"/> }.into_any(),
                             Some(list) if list.is_empty() => view! {
                                 <p class="empty">"No files yet. Upload one above."</p>
                             }.into_any(),

@@ -1,9 +1,14 @@
 use leptos::prelude::*;
-use leptos_router::components::A;
+use leptos_router::{components::A, hooks::use_query_map};
 
 #[component]
 pub fn HomePage() -> impl IntoView {
+    let query = use_query_map();
+    let deleted = move || query.read().get("deleted").is_some();
     view! {
+        <Show when=deleted>
+            <p class="notice" role="status">"Your account and its files were deleted."</p>
+        </Show>
         <section class="hero">
             <h1>"peervault"</h1>
             <p class="lead">

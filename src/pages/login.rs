@@ -5,14 +5,22 @@ use leptos_router::{components::A, hooks::use_query_map};
 
 /// Checks the password, sets the session cookie and opens the dashboard.
 #[server]
-pub async fn log_in(username: String, password: String) -> Result<(), AppError> {
+pub async fn log_in(username: String, password: String, next: Option<String>) -> Result<(), AppError> {
     use super::ssr;
     let state = ssr::state()?;
     let client = ssr::client_addr().await?;
     let token = crate::service::accounts::login(&state, &username, &password, &client).await?;
     ssr::set_session_cookie(&token)?;
-    leptos_axum::redirect("/dashboard");
+    leptos_axum::redirect(&local_path(next.as_deref()));
     Ok(())
+}
+
+/// Where to go after logging in: `next` if it is a path on this site, else the dashboard.
+pub fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.contains("://") => p.to_owned(),
+        _ => "/dashboard".to_owned(),
+    }
 }
 
 #[component]
@@ -22,6 +30,7 @@ pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
     let registered = move || query.read().get("registered").is_some();
     let was_reset = move || query.read().get("reset").is_some();
+    let next = move || query.read().get("next").unwrap_or_default();
     view! {
         <section class="narrow">
             <h1>"Log in"</h1>
@@ -32,6 +41,7 @@ pub fn LoginPage() -> impl IntoView {
                 <p class="notice" role="status">"Your password was changed. Log in with the new one."</p>
             </Show>
             <ActionForm action=login attr:class="form">
+                <input type="hidden" name="next" value=next/>
                 <label for="login-username">"Username"</label>
                 <input id="login-username" name="username" type="text" autocomplete="username" required/>
                 <p class="hint">"Your email works too."</p>
@@ -45,5 +55,19 @@ pub fn LoginPage() -> impl IntoView {
             <p><A href="/reset-password">"Forgot password?"</A></p>
             <p>"No account yet? " <A href="/register">"Register"</A></p>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn next_stays_on_this_site() {
+        use super::local_path;
+        assert_eq!(local_path(Some("/files")), "/files");
+        assert_eq!(local_path(Some("/files?x=1")), "/files?x=1");
+        for bad in ["", "https://evil.example", "//evil.example", "/\\evil.example", "files"] {
+            assert_eq!(local_path(Some(bad)), "/dashboard", "{bad}");
+        }
+        assert_eq!(local_path(None), "/dashboard");
     }
 }

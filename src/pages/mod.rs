@@ -1,10 +1,12 @@
 //! One module per page, each with the server functions it calls.
 
+pub mod account;
 pub mod dashboard;
 pub mod files;
 pub mod home;
 pub mod login;
 pub mod not_found;
+pub mod onboarding;
 pub mod register;
 pub mod reset;
 pub mod session;

@@ -118,7 +118,7 @@ pub async fn login(state: &AppState, login: &str, password: &str, client: &str) 
     match account {
         Some(a) if ok => {
             state.throttle.clear(&keys.0);
-            state.tokens.issue(a.id, TokenKind::User, a.token_version, state.settings.user_token_ttl_secs)
+            state.tokens.issue(a.id, TokenKind::User, a.token_version, None, state.settings.user_token_ttl_secs)
         }
         _ => {
             record_failure(state, &keys);
@@ -140,7 +140,8 @@ pub async fn device_login(state: &AppState, username: &str, peer_id: &str, clien
     match account {
         Some(a) if constant_time_eq(a.peer_id.as_bytes(), peer_id.as_bytes()) => {
             state.throttle.clear(&keys.0);
-            state.tokens.issue(a.id, TokenKind::Device, a.token_version, state.settings.device_token_ttl_secs)
+            let ttl = state.settings.device_token_ttl_secs;
+            state.tokens.issue(a.id, TokenKind::Device, a.token_version, Some(&a.peer_id), ttl)
         }
         _ => {
             record_failure(state, &keys);
@@ -157,7 +158,57 @@ pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Principal>
     if subject.token_version != claims.ver {
         return Err(AppError::token_invalid());
     }
+    // A device token is bound to the peerId it was issued for.
+    if claims.kind == TokenKind::Device && claims.pid.as_deref() != Some(state.tokens.peer_fingerprint(&subject.peer_id).as_str()) {
+        return Err(AppError::token_invalid());
+    }
     Ok(Principal { user_id, username: subject.username, kind: claims.kind })
+}
+
+/// The account as its page shows it: (username, email, peerId).
+pub async fn account(state: &AppState, who: &Principal) -> AppResult<(String, String, String)> {
+    who.require_user()?;
+    let a = state.db.account(who.user_id).await?.ok_or_else(AppError::token_invalid)?;
+    Ok((a.username, a.email, a.peer_id))
+}
+
+/// Gives the account a new peerId; device tokens issued for the old one stop working.
+pub async fn rotate_peer_id(state: &AppState, who: &Principal) -> AppResult<String> {
+    who.require_user()?;
+    let peer_id = new_peer_id();
+    state.db.set_peer_id(who.user_id, &peer_id).await?;
+    tracing::info!(user_id = who.user_id, "peer ID rotated");
+    Ok(peer_id)
+}
+
+/// Changes the password after checking the current one; every older token
+/// is revoked. Returns a fresh user token for the session that asked.
+pub async fn change_password(state: &AppState, who: &Principal, current: &str, new: &str) -> AppResult<String> {
+    who.require_user()?;
+    let a = state.db.account(who.user_id).await?.ok_or_else(AppError::token_invalid)?;
+    if !state.hasher.verify(current, Some(&a.password_hash)).await? {
+        return Err(AppError::bad_request("The current password is not right"));
+    }
+    validate_password(new)?;
+    let hash = state.hasher.hash(new).await?;
+    let version = state.db.set_password(who.user_id, &hash).await?;
+    tracing::info!(user_id = who.user_id, "password changed");
+    state.tokens.issue(who.user_id, TokenKind::User, version, None, state.settings.user_token_ttl_secs)
+}
+
+/// Deletes the account once `confirm` repeats its username: its files
+/// (objects no other account references), then every row.
+pub async fn delete_account(state: &AppState, who: &Principal, confirm: &str) -> AppResult<()> {
+    who.require_user()?;
+    if !confirm.trim().eq_ignore_ascii_case(&who.username) {
+        return Err(AppError::bad_request("Type your username to confirm"));
+    }
+    for cid in state.db.cids_of(who.user_id).await? {
+        super::files::delete(state, who, &cid).await?;
+    }
+    state.db.delete_user(who.user_id).await?;
+    tracing::info!(user_id = who.user_id, "account deleted");
+    Ok(())
 }
 
 pub async fn dashboard(state: &AppState, who: &Principal) -> AppResult<Dashboard> {

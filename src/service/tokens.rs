@@ -21,6 +21,10 @@ pub struct Claims {
     pub exp: i64,
     pub kind: TokenKind,
     pub ver: i64,
+    /// Device tokens only: a fingerprint of the peerId they were issued for,
+    /// so rotating the peerId revokes them (and nothing else).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
 }
 
 /// The claims of a signed download link: who may fetch which CID, until when.
@@ -84,9 +88,11 @@ impl TokenKeys {
         }
     }
 
-    pub fn issue(&self, user_id: i64, kind: TokenKind, version: i64, ttl_secs: i64) -> AppResult<String> {
+    /// A token for the account; `peer_id` binds a device token to the current peerId.
+    pub fn issue(&self, user_id: i64, kind: TokenKind, version: i64, peer_id: Option<&str>, ttl_secs: i64) -> AppResult<String> {
         let now = crate::store::now_ms() / 1000;
-        let claims = Claims { sub: user_id.to_string(), iat: now, exp: now + ttl_secs, kind, ver: version };
+        let pid = peer_id.map(|p| self.peer_fingerprint(p));
+        let claims = Claims { sub: user_id.to_string(), iat: now, exp: now + ttl_secs, kind, ver: version, pid };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
     }
 
@@ -107,6 +113,11 @@ impl TokenKeys {
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
         mac.update(data.as_bytes());
         mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A short, keyed fingerprint of a peerId (the peerId itself is a credential).
+    pub fn peer_fingerprint(&self, peer_id: &str) -> String {
+        self.mac_hex(&format!("peer:{peer_id}"))[..16].to_owned()
     }
 
     pub fn issue_download(&self, user_id: i64, cid: &str, ttl_secs: i64) -> AppResult<String> {
@@ -145,12 +156,13 @@ mod tests {
     #[test]
     fn round_trip_and_tamper() {
         let keys = TokenKeys::from_secret(b"0123456789abcdef0123456789abcdef");
-        let t = keys.issue(7, TokenKind::Device, 3, 60).unwrap();
+        let t = keys.issue(7, TokenKind::Device, 3, Some("peer"), 60).unwrap();
         let c = keys.decode(&t).unwrap();
         assert_eq!((c.sub.as_str(), c.kind, c.ver), ("7", TokenKind::Device, 3));
+        assert_eq!(c.pid.as_deref(), Some(keys.peer_fingerprint("peer").as_str()));
         let other = TokenKeys::from_secret(b"another-secret-another-secret-xx");
         assert!(other.decode(&t).is_err());
-        let expired = keys.issue(7, TokenKind::User, 0, -1).unwrap();
+        let expired = keys.issue(7, TokenKind::User, 0, None, -1).unwrap();
         assert!(keys.decode(&expired).is_err());
         // link tokens and login tokens are not interchangeable
         let link = keys.issue_download(7, "bafkx", 60).unwrap();

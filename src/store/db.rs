@@ -27,6 +27,16 @@ pub struct Credentials {
 pub struct TokenSubject {
     pub username: String,
     pub token_version: i64,
+    pub peer_id: String,
+}
+
+/// What the account page shows.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccountRow {
+    pub username: String,
+    pub email: String,
+    pub peer_id: String,
+    pub password_hash: String,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -187,7 +197,7 @@ impl Db {
     }
 
     pub async fn token_subject(&self, user_id: i64) -> Result<Option<TokenSubject>, sqlx::Error> {
-        sqlx::query_as("SELECT username, token_version FROM users WHERE id = $1")
+        sqlx::query_as("SELECT username, token_version, peer_id FROM users WHERE id = $1")
             .bind(user_id)
             .fetch_optional(&self.pool)
             .await
@@ -510,5 +520,40 @@ impl Db {
             .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    pub async fn account(&self, user_id: i64) -> Result<Option<AccountRow>, sqlx::Error> {
+        sqlx::query_as("SELECT username, email, peer_id, password_hash FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub async fn set_peer_id(&self, user_id: i64, peer_id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE users SET peer_id = $1 WHERE id = $2").bind(peer_id).bind(user_id).execute(&self.pool).await.map(|_| ())
+    }
+
+    /// Sets a new password hash and revokes every token issued before;
+    /// returns the new token version.
+    pub async fn set_password(&self, user_id: i64, password_hash: &str) -> Result<i64, sqlx::Error> {
+        let row = sqlx::query(
+            "UPDATE users SET password_hash = $1, token_version = token_version + 1 WHERE id = $2 RETURNING token_version",
+        )
+        .bind(password_hash)
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get(0))
+    }
+
+    /// The distinct CIDs the account stores.
+    pub async fn cids_of(&self, user_id: i64) -> Result<Vec<String>, sqlx::Error> {
+        let rows = sqlx::query("SELECT DISTINCT cid FROM files WHERE user_id = $1").bind(user_id).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Deletes the account; its ledger, reports, resets and file rows go with it.
+    pub async fn delete_user(&self, user_id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&self.pool).await.map(|_| ())
     }
 }
