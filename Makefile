@@ -96,6 +96,7 @@ LOGS := target/test-logs
 test: test-tools build
 	@rm -rf $(LOGS); mkdir -p $(LOGS)
 	$(MAKE) --no-print-directory test-unit test-content test-api test-browser
+	scripts/wasm-size.sh --max 512000
 	@scripts/test-summary.sh $(LOGS)
 
 test-unit:

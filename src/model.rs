@@ -25,6 +25,30 @@ pub struct Dashboard {
     pub last_heartbeat_at: Option<i64>,
 }
 
+/// One UTC day of an account's history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayPoint {
+    /// Days since 1970-01-01.
+    pub day: i64,
+    pub coins: f64,
+    pub uptime_seconds: i64,
+    pub files_up: i64,
+    pub files_down: i64,
+    pub peer_in: i64,
+    pub peer_out: i64,
+}
+
+/// The last days of an account, oldest first, one point per day (zeros included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub days: Vec<DayPoint>,
+    /// The server's clock when this was read, ms since the epoch.
+    pub now: i64,
+}
+
+/// A device counts as online when it reported within this long.
+pub const ONLINE_WINDOW_MS: i64 = 15 * 60 * 1000;
+
 /// A stored file as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileView {
@@ -44,6 +68,11 @@ pub struct UploadedView {
     pub cid: String,
     pub car_cid: String,
     pub size: u64,
+}
+
+/// `2026-11-25` for a day number (days since 1970-01-01).
+pub fn utc_date(day: i64) -> String {
+    utc_minute(day * 86_400_000)[..10].to_owned()
 }
 
 /// `2026-11-25 10:00 UTC` from ms since the epoch (no time-zone database needed).
@@ -89,6 +118,27 @@ pub fn human_megabytes(mb: f64) -> String {
     }
 }
 
+/// Coins with sensible precision: three significant digits for small
+/// amounts, two decimals for large ones (`0.0000117`, `12.35`).
+pub fn coins_text(coins: f64) -> String {
+    if coins <= 0.0 || !coins.is_finite() {
+        return "0 coins".into();
+    }
+    let decimals = (2 - coins.log10().floor() as i64).clamp(2, 10) as usize;
+    format!("{} coins", trim_float(coins, decimals))
+}
+
+/// A duration for people: `42 s`, `17 min`, `3.5 h`.
+pub fn duration_text(seconds: f64) -> String {
+    if seconds < 60.0 {
+        format!("{} s", seconds.round())
+    } else if seconds < 3600.0 {
+        format!("{} min", (seconds / 60.0).round())
+    } else {
+        format!("{} h", trim_float(seconds / 3600.0, 1))
+    }
+}
+
 /// Rounds to `decimals` places and drops trailing zeros: 1.50 -> "1.5", 2.00 -> "2".
 pub fn trim_float(value: f64, decimals: usize) -> String {
     let s = format!("{value:.decimals$}");
@@ -112,6 +162,13 @@ mod tests {
         assert_eq!(human_megabytes(512.0), "512 MB");
         assert_eq!(human_megabytes(1536.0), "1.5 GB");
         assert_eq!(trim_float(0.123456, 4), "0.1235");
+        assert_eq!(coins_text(0.0), "0 coins");
+        assert_eq!(coins_text(0.000011734), "0.0000117 coins");
+        assert_eq!(coins_text(12.3456), "12.35 coins");
+        assert_eq!(coins_text(0.5), "0.5 coins");
+        assert_eq!(duration_text(1.4), "1 s");
+        assert_eq!(duration_text(1020.0), "17 min");
+        assert_eq!(duration_text(12_600.0), "3.5 h");
         assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc_minute(1_795_602_345_000), "2026-11-25 10:25 UTC");
         assert_eq!(utc_minute(951_782_400_000), "2000-02-29 00:00 UTC");

@@ -1,4 +1,5 @@
 //! Reusable view pieces.
+pub mod chart;
 pub mod copy_button;
 pub mod form_error;
 pub mod nav;

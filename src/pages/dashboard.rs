@@ -1,6 +1,7 @@
+use crate::components::chart::{BarChart, Series, UsageBar};
 use crate::components::copy_button::CopyButton;
 use crate::error::AppError;
-use crate::model::{human_bytes, human_megabytes, trim_float, Dashboard};
+use crate::model::{coins_text, duration_text, human_bytes, human_megabytes, utc_date, utc_minute, Dashboard, History, ONLINE_WINDOW_MS};
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
 
@@ -12,9 +13,18 @@ pub async fn get_dashboard() -> Result<Option<Dashboard>, AppError> {
     crate::service::accounts::dashboard(&ssr::state()?, &who).await.map(Some)
 }
 
+/// The last 30 days of the signed-in user; `None` when nobody is signed in.
+#[server]
+pub async fn get_history() -> Result<Option<History>, AppError> {
+    use super::ssr;
+    let Some(who) = ssr::session().await? else { return Ok(None) };
+    crate::service::accounts::history(&ssr::state()?, &who, 30).await.map(Some)
+}
+
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     let data = Resource::new(|| (), |_| get_dashboard());
+    let history = Resource::new(|| (), |_| get_history());
     view! {
         <section>
             <h1>"Dashboard"</h1>
@@ -28,9 +38,10 @@ pub fn DashboardPage() -> impl IntoView {
                     </div>
                 }>
                     {move || Suspend::new(async move {
-                        data.await.map(|found| match found {
-                            Some(d) => view! { <Figures d/> }.into_any(),
-                            None => view! { <Redirect path="/login?next=/dashboard"/> }.into_any(),
+                        let (found, past) = (data.await?, history.await?);
+                        Ok::<_, AppError>(match (found, past) {
+                            (Some(d), Some(h)) => view! { <Figures d=d.clone()/> <Charts d h/> }.into_any(),
+                            _ => view! { <Redirect path="/login?next=/dashboard"/> }.into_any(),
                         })
                     })}
                 </ErrorBoundary>
@@ -61,16 +72,67 @@ fn Figures(d: Dashboard) -> impl IntoView {
                 </dd>
             </div>
             {figure("Storage rented", human_megabytes(d.storage_rented_mb), "storage_rented")}
-            {figure("Coins earned", format!("{} coins", trim_float(d.coins_earned, 4)), "coins_earned")}
+            {figure("Coins earned", coins_text(d.coins_earned), "coins_earned")}
             {figure("Bandwidth used", human_bytes(d.bandwidth_used), "bandwidth_used")}
             {figure("Data uploaded", human_bytes(d.data_uploaded), "data_uploaded")}
             {figure("Data downloaded", human_bytes(d.data_downloaded), "data_downloaded")}
             {figure("Space used", human_bytes(d.space_used), "space_used")}
-            {figure("Uptime", format!("{:.1} h", d.uptime_seconds as f64 / 3600.0), "uptime")}
+            {figure("Uptime", duration_text(d.uptime_seconds as f64), "uptime")}
         </dl>
         <p class="hint">
             "Your Android device signs in with your username and this peer ID. "
             "Keep it private: anyone who has it can report as your device."
         </p>
+    }
+}
+
+fn coins_unit(v: f64) -> String {
+    coins_text(v)
+}
+
+fn seconds_unit(v: f64) -> String {
+    duration_text(v)
+}
+
+fn bytes_unit(v: f64) -> String {
+    human_bytes(v as i64)
+}
+
+#[component]
+fn Charts(d: Dashboard, h: History) -> impl IntoView {
+    let labels: Vec<String> = h.days.iter().map(|p| utc_date(p.day)).collect();
+    let pick = |f: fn(&crate::model::DayPoint) -> f64| h.days.iter().map(f).collect::<Vec<f64>>();
+    let coins = vec![Series { name: "Coins", class: "s-coins", values: pick(|p| p.coins) }];
+    let uptime = vec![Series { name: "Uptime", class: "s-uptime", values: pick(|p| p.uptime_seconds as f64) }];
+    let traffic = vec![
+        Series { name: "Files uploaded", class: "s-files-up", values: pick(|p| p.files_up as f64) },
+        Series { name: "Files downloaded", class: "s-files-down", values: pick(|p| p.files_down as f64) },
+        Series { name: "Peer node in", class: "s-peer-in", values: pick(|p| p.peer_in as f64) },
+        Series { name: "Peer node out", class: "s-peer-out", values: pick(|p| p.peer_out as f64) },
+    ];
+    let pledged_bytes = d.storage_rented_mb * 1024.0 * 1024.0;
+    let caption = format!("{} used of {} pledged", human_bytes(d.space_used), human_megabytes(d.storage_rented_mb));
+    let (status, online) = match d.last_heartbeat_at {
+        None => ("No report from your device yet".to_string(), false),
+        Some(at) => {
+            let online = h.now - at <= ONLINE_WINDOW_MS;
+            (format!("Last report {}", utc_minute(at)), online)
+        }
+    };
+    view! {
+        <section class="device" data-online=online.to_string()>
+            <h2>"Device"</h2>
+            <p>
+                <span class=if online { "badge online" } else { "badge offline" }>{if online { "Online" } else { "Offline" }}</span>
+                " " {status}
+            </p>
+            <UsageBar label="Storage" used=d.space_used as f64 total=pledged_bytes caption/>
+        </section>
+        <section class="charts">
+            <h2>"Last 30 days"</h2>
+            <BarChart title="Coins earned per day" labels=labels.clone() series=coins format=coins_unit/>
+            <BarChart title="Uptime per day" labels=labels.clone() series=uptime format=seconds_unit/>
+            <BarChart title="Traffic per day" labels series=traffic format=bytes_unit/>
+        </section>
     }
 }

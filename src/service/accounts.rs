@@ -211,6 +211,28 @@ pub async fn delete_account(state: &AppState, who: &Principal, confirm: &str) ->
     Ok(())
 }
 
+/// The last `days` days of coins, uptime and traffic, from the ledger and
+/// the daily traffic table.
+pub async fn history(state: &AppState, who: &Principal, days: i64) -> AppResult<crate::model::History> {
+    let now = crate::store::now_ms();
+    let today = crate::store::db::day_of(now);
+    let first = today - days + 1;
+    let mut points: Vec<crate::model::DayPoint> =
+        (first..=today).map(|day| crate::model::DayPoint { day, ..Default::default() }).collect();
+    for (day, coins, ms) in state.db.ledger_by_day(who.user_id, first).await? {
+        if let Some(p) = points.get_mut((day - first) as usize) {
+            p.coins = coins;
+            p.uptime_seconds = ms / 1000;
+        }
+    }
+    for (day, up, down, pin, pout) in state.db.traffic_by_day(who.user_id, first).await? {
+        if let Some(p) = points.get_mut((day - first) as usize) {
+            (p.files_up, p.files_down, p.peer_in, p.peer_out) = (up, down, pin, pout);
+        }
+    }
+    Ok(crate::model::History { days: points, now })
+}
+
 pub async fn dashboard(state: &AppState, who: &Principal) -> AppResult<Dashboard> {
     let row = state.db.dashboard(who.user_id).await?.ok_or_else(AppError::token_invalid)?;
     let data_uploaded = row.files_uploaded_bytes.saturating_add(row.peer_out);

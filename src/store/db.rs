@@ -5,6 +5,18 @@ use sqlx::{Row, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// Adds to an account's traffic of one day: ($1 user, $2 day, $3 files up,
+/// $4 files down, $5 peer in, $6 peer out).
+const ADD_TRAFFIC: &str = "INSERT INTO traffic_daily (user_id, day, files_up, files_down, peer_in, peer_out) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, day) DO UPDATE SET \
+     files_up = traffic_daily.files_up + excluded.files_up, files_down = traffic_daily.files_down + excluded.files_down, \
+     peer_in = traffic_daily.peer_in + excluded.peer_in, peer_out = traffic_daily.peer_out + excluded.peer_out";
+
+/// The UTC day of a timestamp in ms.
+pub fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(86_400_000)
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Clone)]
@@ -283,8 +295,27 @@ impl Db {
         rate_out: f64,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        // One statement: the banking decision reads the stored row under the
-        // same write, so concurrent reports cannot lose a banked total.
+        let mut tx = self.pool.begin().await?;
+        // The day's peer traffic grows by what the totals grew since the last
+        // report (all of a total after a restart, when it went down). Read
+        // from the stored row inside this write, so reports cannot race.
+        sqlx::query(
+            "INSERT INTO traffic_daily (user_id, day, files_up, files_down, peer_in, peer_out) \
+             SELECT $1, $2, 0, 0, \
+               CASE WHEN b.total_in IS NULL OR $3 < b.total_in THEN $3 ELSE $3 - b.total_in END, \
+               CASE WHEN b.total_out IS NULL OR $4 < b.total_out THEN $4 ELSE $4 - b.total_out END \
+             FROM (SELECT 1) one LEFT JOIN peer_bandwidth b ON b.user_id = $1 WHERE true \
+             ON CONFLICT (user_id, day) DO UPDATE SET \
+               peer_in = traffic_daily.peer_in + excluded.peer_in, peer_out = traffic_daily.peer_out + excluded.peer_out",
+        )
+        .bind(user_id)
+        .bind(day_of(now))
+        .bind(total_in)
+        .bind(total_out)
+        .execute(&mut *tx)
+        .await?;
+        // The banking decision reads the stored row under the same write, so
+        // concurrent reports cannot lose a banked total.
         sqlx::query(
             "INSERT INTO peer_bandwidth (user_id, total_in, total_out, rate_in, rate_out, banked_in, banked_out, reported_at) \
              VALUES ($1, $2, $3, $4, $5, 0, 0, $6) \
@@ -300,9 +331,9 @@ impl Db {
         .bind(rate_in)
         .bind(rate_out)
         .bind(now)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
     }
 
     pub async fn dashboard(&self, user_id: i64) -> Result<Option<DashboardRow>, sqlx::Error> {
@@ -372,6 +403,15 @@ impl Db {
             .bind(f.user_id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query(ADD_TRAFFIC)
+            .bind(f.user_id)
+            .bind(day_of(f.now))
+            .bind(f.size)
+            .bind(0i64)
+            .bind(0i64)
+            .bind(0i64)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(InsertFile::Stored)
     }
@@ -430,12 +470,47 @@ impl Db {
     }
 
     pub async fn add_downloaded(&self, user_id: i64, bytes: i64) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET files_downloaded_bytes = files_downloaded_bytes + $1 WHERE id = $2")
             .bind(bytes)
             .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(ADD_TRAFFIC)
+            .bind(user_id)
+            .bind(day_of(super::now_ms()))
+            .bind(0i64)
+            .bind(bytes)
+            .bind(0i64)
+            .bind(0i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// Per day since `first_day`: (day, coins, credited ms) from the ledger.
+    pub async fn ledger_by_day(&self, user_id: i64, first_day: i64) -> Result<Vec<(i64, f64, i64)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT created_at / 86400000 AS day, CAST(SUM(coins) AS DOUBLE PRECISION), CAST(SUM(credited_ms) AS BIGINT) \
+             FROM coin_ledger WHERE user_id = $1 AND created_at >= $2 GROUP BY created_at / 86400000",
+        )
+        .bind(user_id)
+        .bind(first_day * 86_400_000)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+
+    /// Per day since `first_day`: (day, files up, files down, peer in, peer out).
+    pub async fn traffic_by_day(&self, user_id: i64, first_day: i64) -> Result<Vec<(i64, i64, i64, i64, i64)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT day, files_up, files_down, peer_in, peer_out FROM traffic_daily WHERE user_id = $1 AND day >= $2",
+        )
+        .bind(user_id)
+        .bind(first_day)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect())
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<EmailOwner>, sqlx::Error> {
