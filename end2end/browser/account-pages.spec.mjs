@@ -2,24 +2,15 @@
 // device token stops working), change the password, delete the account;
 // a signed-out visit comes back to the page after logging in.
 import { test, expect } from '@playwright/test';
-import { randomBytes } from 'node:crypto';
+import { newUser, registerByApi, hydrated, fillLogin } from './helpers.mjs';
 
-async function newUser(page) {
-  const id = randomBytes(4).toString('hex');
-  const user = { username: `ac_${id}`, email: `ac_${id}@example.org`, password: `pw-${id}-secret` };
-  expect((await page.request.post('/register', { data: user })).status()).toBe(200);
-  return user;
-}
-
-async function logIn(page, user, password = user.password) {
-  await page.locator('html[data-hydrated="true"]').waitFor();
-  await page.getByLabel('Username').fill(user.username);
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByRole('button', { name: 'Log in' }).click();
+async function logIn(page, user) {
+  await hydrated(page);
+  await fillLogin(page, user);
 }
 
 test('a signed-out visit to /onboarding logs in and comes back; pledging in GB and MB', async ({ page }) => {
-  const user = await newUser(page);
+  const user = await registerByApi(page, newUser('ac'));
   await page.goto('/onboarding');
   await expect(page).toHaveURL(/\/login\?next=\/onboarding$/);
   await logIn(page, user);
@@ -44,7 +35,7 @@ test('a signed-out visit to /onboarding logs in and comes back; pledging in GB a
 });
 
 test('rotate the peer ID, change the password, delete the account', async ({ page }) => {
-  const user = await newUser(page);
+  const user = await registerByApi(page, newUser('ac'));
   const oldPeer = await (async () => {
     const login = await page.request.post('/login', { data: { username: user.username, password: user.password } });
     const dash = await page.request.post('/dashboard', { headers: { Authorization: (await login.json()).token } });
@@ -79,7 +70,7 @@ test('rotate the peer ID, change the password, delete the account', async ({ pag
   expect((await page.request.post('/login', { data: { username: user.username, password: user.password } })).status()).toBe(401);
 
   await page.goto('/account');
-  await page.locator('html[data-hydrated="true"]').waitFor();
+  await hydrated(page);
   await page.getByLabel('Type your username to confirm').fill('someone-else');
   await page.getByRole('button', { name: 'Delete account' }).click();
   await expect(page.getByRole('alert')).toHaveText('Type your username to confirm');

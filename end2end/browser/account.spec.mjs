@@ -1,14 +1,6 @@
 // Register, log in, see the dashboard, log out: the whole visit in a real browser.
 import { test, expect } from '@playwright/test';
-import { randomBytes } from 'node:crypto';
-
-const unique = () => randomBytes(4).toString('hex');
-
-/** Opens a page and waits until the WASM has hydrated it. */
-async function open(page, path) {
-  await page.goto(path);
-  await page.locator('html[data-hydrated="true"]').waitFor();
-}
+import { newUser, open, hydrated, fillLogin } from './helpers.mjs';
 
 async function register(page, user) {
   await open(page, '/register');
@@ -19,21 +11,14 @@ async function register(page, user) {
   await expect(page).toHaveURL(/\/login\?registered=1$/);
 }
 
-async function logIn(page, user) {
-  await page.getByLabel('Username').fill(user.username);
-  await page.getByLabel('Password').fill(user.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
-}
-
 test('register, log in, see the dashboard, log out', async ({ page }) => {
-  const id = unique();
-  const user = { username: `web_${id}`, email: `web_${id}@example.org`, password: `pw-${id}-secret` };
+  const user = newUser('web');
 
   await register(page, user);
   await expect(page.getByRole('status')).toContainText('Your account is ready');
 
-  await page.locator('html[data-hydrated="true"]').waitFor();
-  await logIn(page, user);
+  await hydrated(page);
+  await fillLogin(page, user);
   await expect(page).toHaveURL(/\/dashboard$/);
   await expect(page.getByRole('heading', { name: 'Dashboard' })).toBeVisible();
 
@@ -62,28 +47,26 @@ test('register, log in, see the dashboard, log out', async ({ page }) => {
   // Signed out, the dashboard sends the visitor to the login page, and back after.
   await page.goto('/dashboard');
   await expect(page).toHaveURL(/\/login\?next=\/dashboard$/);
-  await page.locator('html[data-hydrated="true"]').waitFor();
-  await logIn(page, user);
+  await hydrated(page);
+  await fillLogin(page, user);
   await expect(page).toHaveURL(/\/dashboard$/);
 });
 
 test('wrong password shows the contract message next to the form', async ({ page }) => {
-  const id = unique();
-  const user = { username: `wp_${id}`, email: `wp_${id}@example.org`, password: `pw-${id}-secret` };
+  const user = newUser('wp');
   await register(page, user);
-  await page.locator('html[data-hydrated="true"]').waitFor();
-  await logIn(page, { ...user, password: 'not-the-password' });
+  await hydrated(page);
+  await fillLogin(page, { ...user, password: 'not-the-password' });
   await expect(page.getByRole('alert')).toHaveText('Invalid username or password');
   await expect(page).toHaveURL(/\/login/);
 });
 
 test('a taken username is refused on the register page', async ({ page }) => {
-  const id = unique();
-  const user = { username: `dup_${id}`, email: `dup_${id}@example.org`, password: `pw-${id}-secret` };
+  const user = newUser('dup');
   await register(page, user);
   await open(page, '/register');
   await page.getByLabel('Username').fill(user.username.toUpperCase());
-  await page.getByLabel('Email').fill(`other_${id}@example.org`);
+  await page.getByLabel('Email').fill(`other_${user.email}`);
   await page.getByLabel('Password').fill(user.password);
   await page.getByRole('button', { name: 'Register' }).click();
   await expect(page.getByRole('alert')).toHaveText('User already exist');

@@ -1,24 +1,19 @@
 // The dashboard as an operator view: device status, storage bar, and the
 // 30-day charts drawn from what the device and uploads actually reported.
 import { test, expect } from '@playwright/test';
-import { randomBytes } from 'node:crypto';
+import { newUser, registerByApi, open, fillLogin } from './helpers.mjs';
 
 const today = () => new Date().toISOString().slice(0, 10);
 
 test('a device that reported shows online, with its coins, uptime and traffic charted', async ({ page }) => {
-  const id = randomBytes(4).toString('hex');
-  const user = { username: `op_${id}`, email: `op_${id}@example.org`, password: `pw-${id}-secret` };
+  const user = await registerByApi(page, newUser('op'));
   const api = page.request;
-  expect((await api.post('/register', { data: user })).status()).toBe(200);
   const token = (await (await api.post('/login', { data: user })).json()).token;
   const auth = { Authorization: token };
   expect((await api.post('/onboarding', { headers: auth, data: { storageRented: 2048 } })).status()).toBe(200);
   // Signed-out or fresh: offline, nothing charted yet.
-  await page.goto('/login');
-  await page.locator('html[data-hydrated="true"]').waitFor();
-  await page.getByLabel('Username').fill(user.username);
-  await page.getByLabel('Password').fill(user.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await open(page, '/login');
+  await fillLogin(page, user);
   await expect(page).toHaveURL(/\/dashboard$/);
   await expect(page.locator('.device .badge')).toHaveText('Offline');
   await expect(page.locator('.device')).toContainText('No report from your device yet');

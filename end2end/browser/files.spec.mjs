@@ -1,35 +1,13 @@
-// The /files page in a real browser: upload with progress, list, download,
-// delete; and the upload form and the list with JavaScript turned off.
+// The /files page in a real browser: upload with progress and by drag and
+// drop, list, download, delete, and the errors shown next to the form.
 import { test, expect } from '@playwright/test';
-import { randomBytes, createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { BIN, hydrated, open, signedIn, tempFile } from './helpers.mjs';
 
-const unique = () => randomBytes(4).toString('hex');
-const BIN = path.resolve('target/release/peervault');
-
-async function signUp(page) {
-  const id = unique();
-  const user = { username: `f_${id}`, email: `f_${id}@example.org`, password: `pw-${id}-secret` };
-  const res = await page.request.post('/register', { data: user });
-  expect(res.status()).toBe(200);
-  await page.goto('/login');
-  await page.locator('html[data-hydrated="true"]').waitFor();
-  await page.getByLabel('Username').fill(user.username);
-  await page.getByLabel('Password').fill(user.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await expect(page).toHaveURL(/\/dashboard$/);
-  return user;
-}
-
-function tempFile(name, bytes) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-e2e-'));
-  const file = path.join(dir, name);
-  fs.writeFileSync(file, bytes);
-  return file;
-}
+const signUp = (page) => signedIn(page, 'f');
+const cidOf = (file) => JSON.parse(execFileSync(BIN, ['cid', file], { encoding: 'utf8' }));
 
 test('upload with progress, see it listed with its CID, download it, delete it', async ({ page }) => {
   await signUp(page);
@@ -39,7 +17,7 @@ test('upload with progress, see it listed with its CID, download it, delete it',
 
   const bytes = randomBytes(3 * 1024 * 1024 + 17);
   const file = tempFile('holiday photos.bin', bytes);
-  const expected = JSON.parse(execFileSync(BIN, ['cid', file], { encoding: 'utf8' }));
+  const expected = cidOf(file);
 
   await page.getByLabel('File').setInputFiles(file);
   await expect(page.getByText('Selected: holiday photos.bin')).toBeVisible();
@@ -66,8 +44,7 @@ test('upload with progress, see it listed with its CID, download it, delete it',
 
   await page.goto('/dashboard');
   await expect(page.locator('[data-figure="space_used"] dd')).toHaveText('3.0 MB');
-  await page.goto('/files');
-  await page.locator('html[data-hydrated="true"]').waitFor();
+  await open(page, '/files');
   await page.locator(`tr[data-cid="${expected.cid}"]`).getByRole('button', { name: 'Delete' }).click();
   await expect(page.locator(`tr[data-cid="${expected.cid}"]`)).toHaveCount(0);
   await expect(page.getByText('No files yet')).toBeVisible();
@@ -75,8 +52,7 @@ test('upload with progress, see it listed with its CID, download it, delete it',
 
 test('an over-quota upload shows the contract message next to the form', async ({ page }) => {
   await signUp(page);
-  await page.goto('/files');
-  await page.locator('html[data-hydrated="true"]').waitFor();
+  await open(page, '/files');
   // The test server's size limit is 8 MiB (see playwright.config.mjs).
   await page.getByLabel('File').setInputFiles(tempFile('big.bin', randomBytes(9 * 1024 * 1024)));
   await page.getByRole('button', { name: 'Upload' }).click();
@@ -84,28 +60,44 @@ test('an over-quota upload shows the contract message next to the form', async (
   await expect(page.getByText('No files yet')).toBeVisible();
 });
 
-test.describe('without JavaScript', () => {
-  test.use({ javaScriptEnabled: false });
+test('a file dropped on the drop zone is uploaded', async ({ page }) => {
+  await signUp(page);
+  await open(page, '/files');
+  const text = `dropped at ${Date.now()}\n`;
+  const expected = cidOf(tempFile('dropped.txt', text));
+  // What a drag from the desktop delivers: a drop event whose DataTransfer holds the file.
+  const dropped = await page.evaluateHandle((t) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([t], 'dropped.txt', { type: 'text/plain' }));
+    return dt;
+  }, text);
+  const zone = page.locator('.dropzone');
+  await zone.dispatchEvent('dragover', { dataTransfer: dropped });
+  await expect(zone).toHaveClass(/dragging/);
+  await zone.dispatchEvent('drop', { dataTransfer: dropped });
+  await expect(zone).not.toHaveClass(/dragging/);
+  await expect(page.getByText('Selected: dropped.txt')).toBeVisible();
+  await page.getByRole('button', { name: 'Upload' }).click();
+  const row = page.locator(`tr[data-cid="${expected.cid}"]`);
+  await expect(row.locator('td.name')).toHaveText('dropped.txt');
+  await expect(row).toContainText('text/plain');
+});
 
-  test('the upload form and the list work', async ({ page }) => {
-    const id = unique();
-    const user = { username: `nj_${id}`, email: `nj_${id}@example.org`, password: `pw-${id}-secret` };
-    expect((await page.request.post('/register', { data: user })).status()).toBe(200);
-    // Log in through the plain form post.
-    await page.goto('/login');
-    await page.getByLabel('Username').fill(user.username);
-    await page.getByLabel('Password').fill(user.password);
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await expect(page).toHaveURL(/\/dashboard$/);
-
-    await page.goto('/files');
-    const file = tempFile('plain.txt', 'uploaded without any script\n');
-    const expected = JSON.parse(execFileSync(BIN, ['cid', file], { encoding: 'utf8' }));
-    await page.getByLabel('File').setInputFiles(file);
-    await page.getByRole('button', { name: 'Upload' }).click();
-    await expect(page).toHaveURL(/\/files/);
-    const row = page.locator(`tr[data-cid="${expected.cid}"]`);
-    await expect(row.locator('td.name')).toHaveText('plain.txt');
-    await expect(row).toContainText('text/plain');
-  });
+test('downloading or deleting a file that is already gone says so', async ({ page }) => {
+  const user = await signUp(page);
+  await open(page, '/files');
+  await page.getByLabel('File').setInputFiles(tempFile('gone.txt', `soon gone ${Date.now()}`));
+  await page.getByRole('button', { name: 'Upload' }).click();
+  const row = page.locator('tr[data-cid]');
+  await expect(row).toHaveCount(1);
+  const cid = await row.getAttribute('data-cid');
+  // Deleted elsewhere (the Android app) while this page was open.
+  const token = (await (await page.request.post('/login', { data: user })).json()).token;
+  const gone = await page.request.post('/delete_file', { headers: { Authorization: token }, data: { cid } });
+  expect(gone.status()).toBe(200);
+  await row.getByRole('button', { name: 'Download' }).click();
+  const gonePage = 'This file is no longer in your account. Reload the page to see your files.';
+  await expect(page.getByRole('alert')).toHaveText(gonePage);
+  await row.getByRole('button', { name: 'Delete' }).click();
+  await expect(page.getByRole('alert')).toHaveText([gonePage, gonePage]);
 });

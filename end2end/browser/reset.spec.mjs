@@ -1,7 +1,7 @@
 // The whole password reset in the browser, the code read from the outbox
 // (the test server has no SMTP server: mails are written as .eml files).
 import { test, expect } from '@playwright/test';
-import { randomBytes } from 'node:crypto';
+import { newUser, registerByApi, open, fillLogin, unique } from './helpers.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -24,12 +24,10 @@ async function codeFor(email) {
 }
 
 test('forgot password: mail a code, set a new password, log in with it', async ({ page }) => {
-  const id = randomBytes(4).toString('hex');
-  const user = { username: `rs_${id}`, email: `rs_${id}@example.org`, password: `old-${id}-secret` };
-  expect((await page.request.post('/register', { data: user })).status()).toBe(200);
+  const user = await registerByApi(page, newUser('rs'));
+  const newPassword = `new-${unique()}-secret`;
 
-  await page.goto('/login');
-  await page.locator('html[data-hydrated="true"]').waitFor();
+  await open(page, '/login');
   await page.getByRole('link', { name: 'Forgot password?' }).click();
   await expect(page).toHaveURL(/\/reset-password$/);
   await page.getByLabel('Email').fill(user.email);
@@ -38,7 +36,7 @@ test('forgot password: mail a code, set a new password, log in with it', async (
 
   const code = await codeFor(user.email);
   await page.getByLabel('Code').fill(code === '000000' ? '999999' : String((Number(code) + 1) % 1e6).padStart(6, '0'));
-  await page.getByLabel('New password').fill(`new-${id}-secret`);
+  await page.getByLabel('New password').fill(newPassword);
   await page.getByRole('button', { name: 'Reset password' }).click();
   await expect(page.getByRole('alert')).toHaveText('OTP verification Failed');
 
@@ -47,16 +45,13 @@ test('forgot password: mail a code, set a new password, log in with it', async (
   await expect(page).toHaveURL(/\/login\?reset=1$/);
   await expect(page.getByRole('status')).toContainText('Your password was changed');
 
-  await page.getByLabel('Username').fill(user.username);
-  await page.getByLabel('Password').fill(`new-${id}-secret`);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await fillLogin(page, user, newPassword);
   await expect(page).toHaveURL(/\/dashboard$/);
 });
 
 test('an unknown email is answered next to the form', async ({ page }) => {
-  await page.goto('/reset-password');
-  await page.locator('html[data-hydrated="true"]').waitFor();
-  await page.getByLabel('Email').fill(`nobody_${randomBytes(4).toString('hex')}@example.org`);
+  await open(page, '/reset-password');
+  await page.getByLabel('Email').fill(`nobody_${unique()}@example.org`);
   await page.getByRole('button', { name: 'Send code' }).click();
   await expect(page.getByRole('alert')).toHaveText('Email not found, Please register first');
 });

@@ -25,8 +25,37 @@ fn malformed(e: multer::Error) -> AppError {
     }
 }
 
-/// Walks the parts, ingests the file, then commits it under its name.
+/// How much of a refused body is still read so the client gets the answer.
+const DRAIN_MAX_BYTES: u64 = 256 * 1024 * 1024;
+const DRAIN_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Uploads from `parts` (see [`upload_parts`]). A body refused as too large
+/// is read on (up to 256 MiB or 30 s more, then dropped) before the answer
+/// goes out: a client still sending when the server closes the connection
+/// sees a reset instead of the 413 and its message, and a browser's plain
+/// form post would show its own error page.
 pub async fn upload(state: &AppState, who: &Principal, mut parts: Multipart<'_>) -> AppResult<files::Uploaded> {
+    let result = upload_parts(state, who, &mut parts).await;
+    if matches!(&result, Err(e) if e.status == 413) {
+        let _ = tokio::time::timeout(DRAIN_MAX_TIME, drain(&mut parts)).await;
+    }
+    result
+}
+
+async fn drain(parts: &mut Multipart<'_>) {
+    let mut read = 0u64;
+    while let Ok(Some(mut field)) = parts.next_field().await {
+        while let Ok(Some(chunk)) = field.chunk().await {
+            read += chunk.len() as u64;
+            if read > DRAIN_MAX_BYTES {
+                return;
+            }
+        }
+    }
+}
+
+/// Walks the parts, ingests the file, then commits it under its name.
+async fn upload_parts(state: &AppState, who: &Principal, parts: &mut Multipart<'_>) -> AppResult<files::Uploaded> {
     let mut ingested = None;
     let mut part_name = String::new();
     let mut mime = None;

@@ -15,19 +15,7 @@ pub async fn list_my_files() -> Result<Option<Vec<FileView>>, AppError> {
     use super::ssr;
     let Some(who) = ssr::session().await? else { return Ok(None) };
     let rows = crate::service::files::list(&ssr::state()?, &who).await?;
-    Ok(Some(
-        rows.into_iter()
-            .map(|r| FileView {
-                id: r.id,
-                name: r.name,
-                cid: r.cid,
-                car_cid: r.car_cid,
-                mime: r.mime,
-                size: r.size,
-                uploaded_at: r.uploaded_at,
-            })
-            .collect(),
-    ))
+    Ok(Some(rows.into_iter().map(FileView::from).collect()))
 }
 
 /// Uploads from the page: the same multipart reading and service as `POST /upload_file`.
@@ -44,7 +32,18 @@ pub async fn upload_my_file(data: MultipartData) -> Result<UploadedView, AppErro
 pub async fn delete_my_file(cid: String) -> Result<(), AppError> {
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;
-    crate::service::files::delete(&ssr::state()?, &who, &cid).await
+    crate::service::files::delete(&ssr::state()?, &who, &cid).await.map_err(gone_from_page)
+}
+
+/// The API's 404 for a file the account does not store reads "Invalid
+/// Credentials" (the contract's wording); on the page, say what happened.
+#[cfg(feature = "ssr")]
+fn gone_from_page(e: AppError) -> AppError {
+    if e.status == 404 {
+        AppError::not_found("This file is no longer in your account. Reload the page to see your files.")
+    } else {
+        e
+    }
 }
 
 /// A signed link to the file. A plain form post (no JavaScript) is sent
@@ -53,7 +52,7 @@ pub async fn delete_my_file(cid: String) -> Result<(), AppError> {
 pub async fn download_my_file(cid: String) -> Result<String, AppError> {
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;
-    let url = crate::service::files::download_link(&ssr::state()?, &who, &cid).await?;
+    let url = crate::service::files::download_link(&ssr::state()?, &who, &cid).await.map_err(gone_from_page)?;
     if ssr::is_plain_form_post().await? {
         leptos_axum::redirect(&url);
     }
@@ -159,13 +158,14 @@ fn FileTable(
 /// submission goes through XMLHttpRequest so the bar shows real progress.
 #[component]
 fn UploadForm(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
+    let action = <UploadMyFile as leptos::server_fn::ServerFn>::PATH;
     let (progress, set_progress) = signal(None::<f64>);
-    let (error, set_error) = signal(None::<AppError>);
+    // A plain form post that failed comes back here with the error in the URL.
+    let (error, set_error) = signal(returned_error(action));
     let (chosen, set_chosen) = signal(None::<String>);
     let (dragging, set_dragging) = signal(false);
     let form_ref = NodeRef::<leptos::html::Form>::new();
     let input_ref = NodeRef::<leptos::html::Input>::new();
-    let action = <UploadMyFile as leptos::server_fn::ServerFn>::PATH;
 
     let on_submit = {
         let on_done = on_done.clone();
@@ -220,6 +220,15 @@ fn UploadForm(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoVi
             </button>
         </form>
     }
+}
+
+/// The error a plain (no JavaScript) post to `path` was redirected back with.
+fn returned_error(path: &str) -> Option<AppError> {
+    use leptos::server::ServerActionError;
+    use leptos::server_fn::error::ServerFnUrlError;
+    use_context::<ServerActionError>()
+        .filter(|e| e.path() == path)
+        .map(|e| ServerFnUrlError::<AppError>::decode_err(e.err()))
 }
 
 #[cfg(feature = "hydrate")]

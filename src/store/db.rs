@@ -85,6 +85,13 @@ pub struct FileRow {
     pub uploaded_at: i64,
 }
 
+impl From<FileRow> for crate::model::FileView {
+    fn from(r: FileRow) -> Self {
+        let FileRow { id, name, cid, car_cid, mime, size, uploaded_at } = r;
+        Self { id, name, cid, car_cid, mime, size, uploaded_at }
+    }
+}
+
 /// What a new file row needs.
 pub struct NewFile<'a> {
     pub user_id: i64,
