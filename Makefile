@@ -39,7 +39,7 @@ SERVER_BIN := target/release/$(NAME)
 WASM_OUT := target/wasm32-unknown-unknown/$(WASM_PROFILE)/$(NAME).wasm
 SERVER_FLAGS := --no-default-features --features ssr --release
 
-.PHONY: help run build wasm site server tools test-tools test test-unit test-content test-api test-browser bench clean
+.PHONY: help run build wasm site server tools test-tools test test-unit test-content test-api test-api-postgres test-browser bench clean
 
 help:
 	@echo "make run    - build and serve peervault on http://$(SITE_ADDR) (data in ./data)"
@@ -65,6 +65,8 @@ $(SMTP_VENV)/bin/aiosmtpd:
 
 test-tools: tools $(SMTP_VENV)/bin/aiosmtpd
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v psql >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 # --- build -----------------------------------------------------------------
 build: tools wasm site server
@@ -95,7 +97,7 @@ LOGS := target/test-logs
 
 test: test-tools build
 	@rm -rf $(LOGS); mkdir -p $(LOGS)
-	$(MAKE) --no-print-directory test-unit test-content test-api test-browser
+	$(MAKE) --no-print-directory test-unit test-content test-api test-api-postgres test-browser
 	scripts/wasm-size.sh --max 512000
 	@scripts/test-summary.sh $(LOGS)
 
@@ -104,9 +106,10 @@ test-unit:
 	cargo test --lib $(SERVER_FLAGS) 2>&1 | tee $(LOGS)/unit.log
 
 # A node:test suite: its TAP log kept in $(LOGS)/NAME.log, failures shown.
+# An optional third argument wraps the run (e.g. in a throwaway PostgreSQL).
 define node_suite
 	@mkdir -p $(LOGS)
-	node --test --test-concurrency=1 --test-reporter=tap $(1) 2>&1 | tee $(LOGS)/$(2).log | grep -E '^not ok|^# (tests|pass|fail)' || true
+	$(3) node --test --test-concurrency=1 --test-reporter=tap $(1) 2>&1 | tee $(LOGS)/$(2).log | grep -E '^not ok|^# (tests|pass|fail)' || true
 	@! grep -q '^# fail [1-9]' $(LOGS)/$(2).log && grep -q '^# pass [1-9]' $(LOGS)/$(2).log || { grep -A25 'not ok' $(LOGS)/$(2).log | head -200; exit 1; }
 endef
 
@@ -115,6 +118,10 @@ test-content:
 
 test-api:
 	$(call node_suite,end2end/api/,api)
+
+# The same HTTP suite with every server on a PostgreSQL database.
+test-api-postgres:
+	$(call node_suite,end2end/api/,api-postgres,scripts/with-postgres.sh)
 
 test-browser:
 	@mkdir -p $(LOGS)

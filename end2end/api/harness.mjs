@@ -6,7 +6,7 @@
 // The server binary is `target/release/peervault` (built by `make build`),
 // or whatever PEERVAULT_BIN points at.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -57,6 +57,28 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export { sleep };
 
 /**
+ * With PEERVAULT_TEST_POSTGRES (the admin URL of a throwaway PostgreSQL
+ * server, see scripts/with-postgres.sh) every data dir gets a fresh database
+ * of its own there, so the whole suite runs against PostgreSQL; a server
+ * restarted on the same data dir finds the same database.
+ */
+const PG_ADMIN = process.env.PEERVAULT_TEST_POSTGRES;
+const pgDatabases = new Map();
+export const onPostgres = Boolean(PG_ADMIN);
+
+function databaseFor(dataDir) {
+  if (!PG_ADMIN) return {};
+  if (!pgDatabases.has(dataDir)) {
+    const name = `pv_${crypto.randomBytes(6).toString('hex')}`;
+    execFileSync('psql', [PG_ADMIN, '-qAtX', '-v', 'ON_ERROR_STOP=1', '-c', `CREATE DATABASE ${name}`]);
+    const url = new URL(PG_ADMIN);
+    url.pathname = `/${name}`;
+    pgDatabases.set(dataDir, url.toString());
+  }
+  return { DATABASE_URL: pgDatabases.get(dataDir) };
+}
+
+/**
  * Start a fresh server on a free port with a fresh data dir.
  * @param {Record<string,string|number>} envOverrides extra env (e.g. PEERVAULT_COIN_RATE)
  * @param {{dataDir?:string, keepDataDir?:boolean}} [options]
@@ -84,6 +106,7 @@ export async function startServer(envOverrides = {}, options = {}) {
     LEPTOS_SITE_ROOT: 'target/site',
     PEERVAULT_DATA_DIR: dataDir,
     PEERVAULT_JWT_SECRET: secret,
+    ...databaseFor(dataDir),
     ...overrides,
   };
   const effectiveSecret = env.PEERVAULT_JWT_SECRET;
@@ -125,7 +148,8 @@ export async function startServer(envOverrides = {}, options = {}) {
 
   const base = `http://127.0.0.1:${port}`;
   const waitForExit = () => exitPromise;
-  const server = { base, port, dataDir, secret: effectiveSecret, proc, stdout, stderr, stop, waitForExit };
+  const databaseUrl = env.DATABASE_URL;
+  const server = { base, port, dataDir, databaseUrl, secret: effectiveSecret, proc, stdout, stderr, stop, waitForExit };
 
   const deadline = Date.now() + STARTUP_TIMEOUT_MS;
   let lastProblem = 'no answer yet';

@@ -1,7 +1,14 @@
-//! The SQLite pool and every query the services need.
+//! The database and every query the services need: SQLite (the embedded
+//! default) or PostgreSQL (several instances sharing one database), chosen
+//! by the URL. One set of queries serves both: the SQL sticks to what the
+//! two share (`$N` parameters, `ON CONFLICT`, `RETURNING`, `IS NOT DISTINCT
+//! FROM`, sums cast to BIGINT), and [`with_pool!`] runs each body against
+//! whichever pool this is. Only the migrations differ per backend (the key
+//! columns), kept in step by a unit test.
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{PgPool, Row, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -17,11 +24,49 @@ pub fn day_of(ms: i64) -> i64 {
     ms.div_euclid(86_400_000)
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to this database's pool, whichever
+/// backend it is: the same query text, compiled for each driver.
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match &$db.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
 
 #[derive(Clone)]
 pub struct Db {
-    pool: SqlitePool,
+    pool: Pool,
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Result<Self, String> {
+        match url.split_once(':').map(|(scheme, _)| scheme) {
+            Some("sqlite") => Ok(Self::Sqlite),
+            Some("postgres" | "postgresql") => Ok(Self::Postgres),
+            other => Err(format!(
+                "unsupported DATABASE_URL scheme {:?}: use sqlite: or postgres://",
+                other.unwrap_or_default()
+            )),
+        }
+    }
 }
 
 /// What login needs of an account.
@@ -130,31 +175,52 @@ pub enum InsertUser {
 
 impl Db {
     /// Opens (creating if needed) the database and applies the migrations.
+    /// Errors name what went wrong without echoing the URL (it may hold a password).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, String> {
-        if !url.starts_with("sqlite:") {
-            return Err(format!(
-                "unsupported DATABASE_URL scheme in {:?}: this build supports sqlite: only",
-                url.split(':').next().unwrap_or_default()
-            ));
-        }
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| format!("invalid DATABASE_URL: {e}"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections)
-            .connect_with(options)
-            .await
-            .map_err(|e| format!("cannot open database: {e}"))?;
-        MIGRATOR.run(&pool).await.map_err(|e| format!("migration failed: {e}"))?;
+        let pool = match Backend::of_url(url)? {
+            Backend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(|e| format!("invalid DATABASE_URL: {e}"))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| format!("cannot open database: {e}"))?;
+                SQLITE_MIGRATOR.run(&pool).await.map_err(|e| format!("migration failed: {e}"))?;
+                Pool::Sqlite(pool)
+            }
+            Backend::Postgres => {
+                let options = PgConnectOptions::from_str(url).map_err(|e| format!("invalid DATABASE_URL: {e}"))?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+                // The migrator takes an advisory lock: instances starting together apply them once.
+                POSTGRES_MIGRATOR.run(&pool).await.map_err(|e| format!("migration failed: {e}"))?;
+                Pool::Postgres(pool)
+            }
+        };
         Ok(Self { pool })
     }
 
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        with_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
+        })
     }
 
     pub async fn insert_user(
@@ -165,78 +231,92 @@ impl Db {
         peer_id: &str,
         now: i64,
     ) -> Result<InsertUser, sqlx::Error> {
-        let res = sqlx::query(
-            "INSERT INTO users (username, email, password_hash, peer_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(username)
-        .bind(email)
-        .bind(password_hash)
-        .bind(peer_id)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await;
-        match res {
-            Ok(row) => Ok(InsertUser::Created(row.get(0))),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(InsertUser::Taken),
-            Err(e) => Err(e),
-        }
+        with_pool!(self, pool => {
+            let res = sqlx::query(
+                "INSERT INTO users (username, email, password_hash, peer_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(username)
+            .bind(email)
+            .bind(password_hash)
+            .bind(peer_id)
+            .bind(now)
+            .fetch_one(pool)
+            .await;
+            match res {
+                Ok(row) => Ok(InsertUser::Created(row.get(0))),
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(InsertUser::Taken),
+                Err(e) => Err(e),
+            }
+        })
     }
 
     pub async fn username_or_email_taken(&self, username: &str, email: &str) -> Result<bool, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE lower(username) = lower($1) OR lower(email) = lower($2))",
-        )
-        .bind(username)
-        .bind(email)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.get::<bool, _>(0))
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE lower(username) = lower($1) OR lower(email) = lower($2))",
+            )
+            .bind(username)
+            .bind(email)
+            .fetch_one(pool)
+            .await?;
+            Ok(row.get::<bool, _>(0))
+        })
     }
 
     /// Finds an account by username or email, both case-insensitively.
     pub async fn credentials_by_login(&self, login: &str) -> Result<Option<Credentials>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT id, username, password_hash, peer_id, token_version FROM users \
-             WHERE lower(username) = lower($1) OR lower(email) = lower($1) \
-             ORDER BY lower(username) = lower($1) DESC LIMIT 1",
-        )
-        .bind(login)
-        .fetch_optional(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, username, password_hash, peer_id, token_version FROM users \
+                 WHERE lower(username) = lower($1) OR lower(email) = lower($1) \
+                 ORDER BY lower(username) = lower($1) DESC LIMIT 1",
+            )
+            .bind(login)
+            .fetch_optional(pool)
+            .await
+        })
     }
 
     pub async fn credentials_by_username(&self, username: &str) -> Result<Option<Credentials>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT id, username, password_hash, peer_id, token_version FROM users WHERE lower(username) = lower($1)",
-        )
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, username, password_hash, peer_id, token_version FROM users WHERE lower(username) = lower($1)",
+            )
+            .bind(username)
+            .fetch_optional(pool)
+            .await
+        })
     }
 
     pub async fn token_subject(&self, user_id: i64) -> Result<Option<TokenSubject>, sqlx::Error> {
-        sqlx::query_as("SELECT username, token_version, peer_id FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await
+        with_pool!(self, pool => {
+            sqlx::query_as("SELECT username, token_version, peer_id FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await
+        })
     }
 
     pub async fn set_storage_rented(&self, user_id: i64, mb: f64, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE users SET storage_rented_mb = $1, onboarded_at = $2 WHERE id = $3")
-            .bind(mb)
-            .bind(now)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE users SET storage_rented_mb = $1, onboarded_at = $2 WHERE id = $3")
+                .bind(mb)
+                .bind(now)
+                .bind(user_id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
     }
 
     pub async fn heartbeat_state(&self, user_id: i64) -> Result<Option<HeartbeatState>, sqlx::Error> {
-        sqlx::query_as("SELECT storage_rented_mb, last_heartbeat_at FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await
+        with_pool!(self, pool => {
+            sqlx::query_as("SELECT storage_rented_mb, last_heartbeat_at FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await
+        })
     }
 
     /// Records a heartbeat at `now` if the previous one is still `previous`
@@ -255,40 +335,42 @@ impl Db {
         coin_rate: f64,
         coins: f64,
     ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        // The write comes first, so the transaction holds the write lock from
-        // its first statement on (no read-to-write upgrade to deadlock on).
-        let updated = sqlx::query(
-            "UPDATE users SET last_heartbeat_at = $1, uptime_ms = uptime_ms + $2 \
-             WHERE id = $3 AND last_heartbeat_at IS $4",
-        )
-        .bind(now)
-        .bind(credited_ms)
-        .bind(user_id)
-        .bind(previous)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        if credited_ms > 0 {
-            sqlx::query(
-                "INSERT INTO coin_ledger (user_id, credited_ms, storage_rented_mb, coin_rate, coins, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // The write comes first, so the transaction holds the write lock from
+            // its first statement on (no read-to-write upgrade to deadlock on).
+            let updated = sqlx::query(
+                "UPDATE users SET last_heartbeat_at = $1, uptime_ms = uptime_ms + $2 \
+                 WHERE id = $3 AND last_heartbeat_at IS NOT DISTINCT FROM $4",
             )
-            .bind(user_id)
-            .bind(credited_ms)
-            .bind(storage_rented_mb)
-            .bind(coin_rate)
-            .bind(coins)
             .bind(now)
+            .bind(credited_ms)
+            .bind(user_id)
+            .bind(previous)
             .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            if credited_ms > 0 {
+                sqlx::query(
+                    "INSERT INTO coin_ledger (user_id, credited_ms, storage_rented_mb, coin_rate, coins, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(user_id)
+                .bind(credited_ms)
+                .bind(storage_rented_mb)
+                .bind(coin_rate)
+                .bind(coins)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// Stores a bandwidth report, banking a stored total that the new one is lower than.
@@ -302,271 +384,316 @@ impl Db {
         rate_out: f64,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        // The day's peer traffic grows by what the totals grew since the last
-        // report (all of a total after a restart, when it went down). Read
-        // from the stored row inside this write, so reports cannot race.
-        sqlx::query(
-            "INSERT INTO traffic_daily (user_id, day, files_up, files_down, peer_in, peer_out) \
-             SELECT $1, $2, 0, 0, \
-               CASE WHEN b.total_in IS NULL OR $3 < b.total_in THEN $3 ELSE $3 - b.total_in END, \
-               CASE WHEN b.total_out IS NULL OR $4 < b.total_out THEN $4 ELSE $4 - b.total_out END \
-             FROM (SELECT 1) one LEFT JOIN peer_bandwidth b ON b.user_id = $1 WHERE true \
-             ON CONFLICT (user_id, day) DO UPDATE SET \
-               peer_in = traffic_daily.peer_in + excluded.peer_in, peer_out = traffic_daily.peer_out + excluded.peer_out",
-        )
-        .bind(user_id)
-        .bind(day_of(now))
-        .bind(total_in)
-        .bind(total_out)
-        .execute(&mut *tx)
-        .await?;
-        // The banking decision reads the stored row under the same write, so
-        // concurrent reports cannot lose a banked total.
-        sqlx::query(
-            "INSERT INTO peer_bandwidth (user_id, total_in, total_out, rate_in, rate_out, banked_in, banked_out, reported_at) \
-             VALUES ($1, $2, $3, $4, $5, 0, 0, $6) \
-             ON CONFLICT (user_id) DO UPDATE SET \
-               banked_in  = peer_bandwidth.banked_in  + CASE WHEN excluded.total_in  < peer_bandwidth.total_in  THEN peer_bandwidth.total_in  ELSE 0 END, \
-               banked_out = peer_bandwidth.banked_out + CASE WHEN excluded.total_out < peer_bandwidth.total_out THEN peer_bandwidth.total_out ELSE 0 END, \
-               total_in = excluded.total_in, total_out = excluded.total_out, \
-               rate_in = excluded.rate_in, rate_out = excluded.rate_out, reported_at = excluded.reported_at",
-        )
-        .bind(user_id)
-        .bind(total_in)
-        .bind(total_out)
-        .bind(rate_in)
-        .bind(rate_out)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // Lock the account's row first (a no-op write): on PostgreSQL two
+            // reports of one account then run one after the other, each
+            // reading the totals the previous one stored.
+            sqlx::query("UPDATE users SET uptime_ms = uptime_ms WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
+            // The day's peer traffic grows by what the totals grew since the last
+            // report (all of a total after a restart, when it went down). Read
+            // from the stored row inside this write, so reports cannot race.
+            sqlx::query(
+                "INSERT INTO traffic_daily (user_id, day, files_up, files_down, peer_in, peer_out) \
+                 SELECT $1, $2, 0, 0, \
+                   CASE WHEN b.total_in IS NULL OR $3 < b.total_in THEN $3 ELSE $3 - b.total_in END, \
+                   CASE WHEN b.total_out IS NULL OR $4 < b.total_out THEN $4 ELSE $4 - b.total_out END \
+                 FROM (SELECT 1) one LEFT JOIN peer_bandwidth b ON b.user_id = $1 WHERE true \
+                 ON CONFLICT (user_id, day) DO UPDATE SET \
+                   peer_in = traffic_daily.peer_in + excluded.peer_in, peer_out = traffic_daily.peer_out + excluded.peer_out",
+            )
+            .bind(user_id)
+            .bind(day_of(now))
+            .bind(total_in)
+            .bind(total_out)
+            .execute(&mut *tx)
+            .await?;
+            // The banking decision reads the stored row under the same write, so
+            // concurrent reports cannot lose a banked total.
+            sqlx::query(
+                "INSERT INTO peer_bandwidth (user_id, total_in, total_out, rate_in, rate_out, banked_in, banked_out, reported_at) \
+                 VALUES ($1, $2, $3, $4, $5, 0, 0, $6) \
+                 ON CONFLICT (user_id) DO UPDATE SET \
+                   banked_in  = peer_bandwidth.banked_in  + CASE WHEN excluded.total_in  < peer_bandwidth.total_in  THEN peer_bandwidth.total_in  ELSE 0 END, \
+                   banked_out = peer_bandwidth.banked_out + CASE WHEN excluded.total_out < peer_bandwidth.total_out THEN peer_bandwidth.total_out ELSE 0 END, \
+                   total_in = excluded.total_in, total_out = excluded.total_out, \
+                   rate_in = excluded.rate_in, rate_out = excluded.rate_out, reported_at = excluded.reported_at",
+            )
+            .bind(user_id)
+            .bind(total_in)
+            .bind(total_out)
+            .bind(rate_in)
+            .bind(rate_out)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        })
     }
 
     pub async fn dashboard(&self, user_id: i64) -> Result<Option<DashboardRow>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT u.username, u.peer_id, u.storage_rented_mb, \
-               CAST(COALESCE((SELECT SUM(l.coins) FROM coin_ledger l WHERE l.user_id = u.id), 0) AS DOUBLE PRECISION) AS coins, \
-               u.uptime_ms, u.last_heartbeat_at, u.files_uploaded_bytes, u.files_downloaded_bytes, \
-               COALESCE(b.total_in + b.banked_in, 0) AS peer_in, \
-               COALESCE(b.total_out + b.banked_out, 0) AS peer_out, \
-               (SELECT COALESCE(SUM(d.size), 0) FROM (SELECT DISTINCT f.cid, f.size FROM files f WHERE f.user_id = u.id) d) AS space_used \
-             FROM users u LEFT JOIN peer_bandwidth b ON b.user_id = u.id WHERE u.id = $1",
-        )
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT u.username, u.peer_id, u.storage_rented_mb, \
+                   CAST(COALESCE((SELECT SUM(l.coins) FROM coin_ledger l WHERE l.user_id = u.id), 0) AS DOUBLE PRECISION) AS coins, \
+                   u.uptime_ms, u.last_heartbeat_at, u.files_uploaded_bytes, u.files_downloaded_bytes, \
+                   COALESCE(b.total_in + b.banked_in, 0) AS peer_in, \
+                   COALESCE(b.total_out + b.banked_out, 0) AS peer_out, \
+                   CAST((SELECT COALESCE(SUM(d.size), 0) FROM (SELECT DISTINCT f.cid, f.size FROM files f WHERE f.user_id = u.id) d) AS BIGINT) AS space_used \
+                 FROM users u LEFT JOIN peer_bandwidth b ON b.user_id = u.id WHERE u.id = $1",
+            )
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await
+        })
     }
 
     pub async fn space_used(&self, user_id: i64) -> Result<i64, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT COALESCE(SUM(d.size), 0) FROM (SELECT DISTINCT cid, size FROM files WHERE user_id = $1) d",
-        )
-        .bind(user_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.get(0))
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT CAST(COALESCE(SUM(d.size), 0) AS BIGINT) FROM (SELECT DISTINCT cid, size FROM files WHERE user_id = $1) d",
+            )
+            .bind(user_id)
+            .fetch_one(pool)
+            .await?;
+            Ok(row.get(0))
+        })
     }
 
     /// Records an upload whose object is already in the blob store: the blob
     /// row (once per CID), the file row and the upload counter, in one
     /// transaction that is rolled back if the account would exceed `quota`.
     pub async fn insert_file(&self, f: &NewFile<'_>, quota: i64) -> Result<InsertFile, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        // A write first: the transaction takes the write lock at once.
-        sqlx::query(
-            "INSERT INTO blobs (cid, car_cid, size, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (cid) DO NOTHING",
-        )
-        .bind(f.cid)
-        .bind(f.car_cid)
-        .bind(f.size)
-        .bind(f.now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO files (user_id, cid, name, mime, size, uploaded_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(f.user_id)
-        .bind(f.cid)
-        .bind(f.name)
-        .bind(f.mime)
-        .bind(f.size)
-        .bind(f.now)
-        .execute(&mut *tx)
-        .await?;
-        let used: i64 = sqlx::query(
-            "SELECT COALESCE(SUM(d.size), 0) FROM (SELECT DISTINCT cid, size FROM files WHERE user_id = $1) d",
-        )
-        .bind(f.user_id)
-        .fetch_one(&mut *tx)
-        .await?
-        .get(0);
-        if used > quota {
-            tx.rollback().await?;
-            return Ok(InsertFile::OverQuota);
-        }
-        sqlx::query("UPDATE users SET files_uploaded_bytes = files_uploaded_bytes + $1 WHERE id = $2")
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // The account's row first: SQLite takes its write lock at once, and
+            // PostgreSQL locks the row, so one account's uploads commit one at a
+            // time and the quota check below sees every earlier one.
+            sqlx::query("UPDATE users SET files_uploaded_bytes = files_uploaded_bytes + $1 WHERE id = $2")
+                .bind(f.size)
+                .bind(f.user_id)
+                .execute(&mut *tx)
+                .await?;
+            // The blob row is locked too (DO UPDATE, not DO NOTHING), so a
+            // delete of the same content cannot count its files meanwhile.
+            sqlx::query(
+                "INSERT INTO blobs (cid, car_cid, size, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (cid) DO UPDATE SET car_cid = excluded.car_cid",
+            )
+            .bind(f.cid)
+            .bind(f.car_cid)
             .bind(f.size)
-            .bind(f.user_id)
+            .bind(f.now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(ADD_TRAFFIC)
+            sqlx::query(
+                "INSERT INTO files (user_id, cid, name, mime, size, uploaded_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
             .bind(f.user_id)
-            .bind(day_of(f.now))
+            .bind(f.cid)
+            .bind(f.name)
+            .bind(f.mime)
             .bind(f.size)
-            .bind(0i64)
-            .bind(0i64)
-            .bind(0i64)
+            .bind(f.now)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(InsertFile::Stored)
+            let used: i64 = sqlx::query(
+                "SELECT CAST(COALESCE(SUM(d.size), 0) AS BIGINT) FROM (SELECT DISTINCT cid, size FROM files WHERE user_id = $1) d",
+            )
+            .bind(f.user_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+            if used > quota {
+                tx.rollback().await?;
+                return Ok(InsertFile::OverQuota);
+            }
+            sqlx::query(ADD_TRAFFIC)
+                .bind(f.user_id)
+                .bind(day_of(f.now))
+                .bind(f.size)
+                .bind(0i64)
+                .bind(0i64)
+                .bind(0i64)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(InsertFile::Stored)
+        })
     }
 
     /// The account's files, newest first.
     pub async fn list_files(&self, user_id: i64) -> Result<Vec<FileRow>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at \
-             FROM files f JOIN blobs b ON b.cid = f.cid \
-             WHERE f.user_id = $1 ORDER BY f.uploaded_at DESC, f.id DESC",
-        )
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at \
+                 FROM files f JOIN blobs b ON b.cid = f.cid \
+                 WHERE f.user_id = $1 ORDER BY f.uploaded_at DESC, f.id DESC",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await
+        })
     }
 
     /// The account's newest file with this CID.
     pub async fn file_by_cid(&self, user_id: i64, cid: &str) -> Result<Option<FileRow>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at \
-             FROM files f JOIN blobs b ON b.cid = f.cid \
-             WHERE f.user_id = $1 AND f.cid = $2 ORDER BY f.uploaded_at DESC, f.id DESC LIMIT 1",
-        )
-        .bind(user_id)
-        .bind(cid)
-        .fetch_optional(&self.pool)
-        .await
+        with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at \
+                 FROM files f JOIN blobs b ON b.cid = f.cid \
+                 WHERE f.user_id = $1 AND f.cid = $2 ORDER BY f.uploaded_at DESC, f.id DESC LIMIT 1",
+            )
+            .bind(user_id)
+            .bind(cid)
+            .fetch_optional(pool)
+            .await
+        })
     }
 
     /// Removes the account's files with this CID. Returns `None` if it had
     /// none, else whether the content is now unreferenced (its blob row is
     /// then deleted too, in the same transaction).
     pub async fn delete_files(&self, user_id: i64, cid: &str) -> Result<Option<bool>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let deleted = sqlx::query("DELETE FROM files WHERE user_id = $1 AND cid = $2")
-            .bind(user_id)
-            .bind(cid)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if deleted == 0 {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        let left: i64 = sqlx::query("SELECT COUNT(*) FROM files WHERE cid = $1").bind(cid).fetch_one(&mut *tx).await?.get(0);
-        if left == 0 {
-            sqlx::query("DELETE FROM blobs WHERE cid = $1").bind(cid).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(Some(left == 0))
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let deleted = sqlx::query("DELETE FROM files WHERE user_id = $1 AND cid = $2")
+                .bind(user_id)
+                .bind(cid)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted == 0 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            // Lock the blob row before counting: concurrent deletes (and
+            // uploads) of this content queue here, and the count, a fresh
+            // read after the lock, sees what they committed.
+            sqlx::query("UPDATE blobs SET size = size WHERE cid = $1").bind(cid).execute(&mut *tx).await?;
+            let left: i64 = sqlx::query("SELECT COUNT(*) FROM files WHERE cid = $1").bind(cid).fetch_one(&mut *tx).await?.get(0);
+            if left == 0 {
+                sqlx::query("DELETE FROM blobs WHERE cid = $1").bind(cid).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(Some(left == 0))
+        })
     }
 
     pub async fn blob_exists(&self, cid: &str) -> Result<bool, sqlx::Error> {
-        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM blobs WHERE cid = $1)").bind(cid).fetch_one(&self.pool).await?;
-        Ok(row.get::<bool, _>(0))
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM blobs WHERE cid = $1)").bind(cid).fetch_one(pool).await?;
+            Ok(row.get::<bool, _>(0))
+        })
     }
 
     pub async fn add_downloaded(&self, user_id: i64, bytes: i64) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE users SET files_downloaded_bytes = files_downloaded_bytes + $1 WHERE id = $2")
-            .bind(bytes)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(ADD_TRAFFIC)
-            .bind(user_id)
-            .bind(day_of(super::now_ms()))
-            .bind(0i64)
-            .bind(bytes)
-            .bind(0i64)
-            .bind(0i64)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE users SET files_downloaded_bytes = files_downloaded_bytes + $1 WHERE id = $2")
+                .bind(bytes)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(ADD_TRAFFIC)
+                .bind(user_id)
+                .bind(day_of(super::now_ms()))
+                .bind(0i64)
+                .bind(bytes)
+                .bind(0i64)
+                .bind(0i64)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })
     }
 
     /// Per day since `first_day`: (day, coins, credited ms) from the ledger.
     pub async fn ledger_by_day(&self, user_id: i64, first_day: i64) -> Result<Vec<(i64, f64, i64)>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT created_at / 86400000 AS day, CAST(SUM(coins) AS DOUBLE PRECISION), CAST(SUM(credited_ms) AS BIGINT) \
-             FROM coin_ledger WHERE user_id = $1 AND created_at >= $2 GROUP BY created_at / 86400000",
-        )
-        .bind(user_id)
-        .bind(first_day * 86_400_000)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT created_at / 86400000 AS day, CAST(SUM(coins) AS DOUBLE PRECISION), CAST(SUM(credited_ms) AS BIGINT) \
+                 FROM coin_ledger WHERE user_id = $1 AND created_at >= $2 GROUP BY created_at / 86400000",
+            )
+            .bind(user_id)
+            .bind(first_day * 86_400_000)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        })
     }
 
     /// Per day since `first_day`: (day, files up, files down, peer in, peer out).
     pub async fn traffic_by_day(&self, user_id: i64, first_day: i64) -> Result<Vec<(i64, i64, i64, i64, i64)>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT day, files_up, files_down, peer_in, peer_out FROM traffic_daily WHERE user_id = $1 AND day >= $2",
-        )
-        .bind(user_id)
-        .bind(first_day)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect())
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT day, files_up, files_down, peer_in, peer_out FROM traffic_daily WHERE user_id = $1 AND day >= $2",
+            )
+            .bind(user_id)
+            .bind(first_day)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect())
+        })
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<EmailOwner>, sqlx::Error> {
-        sqlx::query_as("SELECT id, email FROM users WHERE lower(email) = lower($1)")
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await
+        with_pool!(self, pool => {
+            sqlx::query_as("SELECT id, email FROM users WHERE lower(email) = lower($1)")
+                .bind(email)
+                .fetch_optional(pool)
+                .await
+        })
     }
 
     /// Stores a new reset code for the account, replacing any earlier one.
     pub async fn put_reset(&self, user_id: i64, code_hash: &str, expires_at: i64, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO password_resets (user_id, code_hash, expires_at, attempts, created_at) VALUES ($1, $2, $3, 0, $4) \
-             ON CONFLICT (user_id) DO UPDATE SET code_hash = excluded.code_hash, expires_at = excluded.expires_at, \
-             attempts = 0, created_at = excluded.created_at",
-        )
-        .bind(user_id)
-        .bind(code_hash)
-        .bind(expires_at)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO password_resets (user_id, code_hash, expires_at, attempts, created_at) VALUES ($1, $2, $3, 0, $4) \
+                 ON CONFLICT (user_id) DO UPDATE SET code_hash = excluded.code_hash, expires_at = excluded.expires_at, \
+                 attempts = 0, created_at = excluded.created_at",
+            )
+            .bind(user_id)
+            .bind(code_hash)
+            .bind(expires_at)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
     }
 
     pub async fn drop_reset(&self, user_id: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM password_resets WHERE user_id = $1").bind(user_id).execute(&self.pool).await.map(|_| ())
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM password_resets WHERE user_id = $1").bind(user_id).execute(pool).await.map(|_| ())
+        })
     }
 
     pub async fn reset_of(&self, user_id: i64) -> Result<Option<ResetRow>, sqlx::Error> {
-        sqlx::query_as("SELECT code_hash, expires_at, attempts FROM password_resets WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await
+        with_pool!(self, pool => {
+            sqlx::query_as("SELECT code_hash, expires_at, attempts FROM password_resets WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await
+        })
     }
 
     /// Counts a wrong guess; the code is deleted once `max` guesses were wrong.
     pub async fn wrong_guess(&self, user_id: i64, max: i64) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE password_resets SET attempts = attempts + 1 WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM password_resets WHERE user_id = $1 AND attempts >= $2")
-            .bind(user_id)
-            .bind(max)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE password_resets SET attempts = attempts + 1 WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM password_resets WHERE user_id = $1 AND attempts >= $2")
+                .bind(user_id)
+                .bind(max)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })
     }
 
     /// Consumes the code (if it is still this one, unexpired and not burnt)
@@ -580,62 +707,111 @@ impl Db {
         now: i64,
         max_attempts: i64,
     ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let consumed = sqlx::query(
-            "DELETE FROM password_resets WHERE user_id = $1 AND code_hash = $2 AND expires_at > $3 AND attempts < $4",
-        )
-        .bind(user_id)
-        .bind(code_hash)
-        .bind(now)
-        .bind(max_attempts)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if consumed != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        sqlx::query("UPDATE users SET password_hash = $1, token_version = token_version + 1 WHERE id = $2")
-            .bind(password_hash)
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let consumed = sqlx::query(
+                "DELETE FROM password_resets WHERE user_id = $1 AND code_hash = $2 AND expires_at > $3 AND attempts < $4",
+            )
             .bind(user_id)
+            .bind(code_hash)
+            .bind(now)
+            .bind(max_attempts)
             .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
+            .await?
+            .rows_affected();
+            if consumed != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sqlx::query("UPDATE users SET password_hash = $1, token_version = token_version + 1 WHERE id = $2")
+                .bind(password_hash)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     pub async fn account(&self, user_id: i64) -> Result<Option<AccountRow>, sqlx::Error> {
-        sqlx::query_as("SELECT username, email, peer_id, password_hash FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await
+        with_pool!(self, pool => {
+            sqlx::query_as("SELECT username, email, peer_id, password_hash FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await
+        })
     }
 
     pub async fn set_peer_id(&self, user_id: i64, peer_id: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE users SET peer_id = $1 WHERE id = $2").bind(peer_id).bind(user_id).execute(&self.pool).await.map(|_| ())
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE users SET peer_id = $1 WHERE id = $2").bind(peer_id).bind(user_id).execute(pool).await.map(|_| ())
+        })
     }
 
     /// Sets a new password hash and revokes every token issued before;
     /// returns the new token version.
     pub async fn set_password(&self, user_id: i64, password_hash: &str) -> Result<i64, sqlx::Error> {
-        let row = sqlx::query(
-            "UPDATE users SET password_hash = $1, token_version = token_version + 1 WHERE id = $2 RETURNING token_version",
-        )
-        .bind(password_hash)
-        .bind(user_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.get(0))
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "UPDATE users SET password_hash = $1, token_version = token_version + 1 WHERE id = $2 RETURNING token_version",
+            )
+            .bind(password_hash)
+            .bind(user_id)
+            .fetch_one(pool)
+            .await?;
+            Ok(row.get(0))
+        })
     }
 
     /// The distinct CIDs the account stores.
     pub async fn cids_of(&self, user_id: i64) -> Result<Vec<String>, sqlx::Error> {
-        let rows = sqlx::query("SELECT DISTINCT cid FROM files WHERE user_id = $1").bind(user_id).fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+        with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT DISTINCT cid FROM files WHERE user_id = $1").bind(user_id).fetch_all(pool).await?;
+            Ok(rows.into_iter().map(|r| r.get(0)).collect())
+        })
     }
 
     /// Deletes the account; its ledger, reports, resets and file rows go with it.
     pub async fn delete_user(&self, user_id: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&self.pool).await.map(|_| ())
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(pool).await.map(|_| ())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two migration sets differ only in how a row id is generated.
+    #[test]
+    fn migrations_are_kept_in_step() {
+        let dir = |backend: &str| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend);
+        let names = |backend: &str| {
+            let mut v: Vec<String> = std::fs::read_dir(dir(backend))
+                .expect("migrations dir")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names("sqlite"), names("postgres"));
+        assert!(!names("sqlite").is_empty());
+        for name in names("sqlite") {
+            let read = |backend: &str| std::fs::read_to_string(dir(backend).join(&name)).expect("migration");
+            let sqlite = read("sqlite")
+                .replace("INTEGER PRIMARY KEY", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY")
+                .replace("so PostgreSQL can follow", "shared with migrations/sqlite");
+            assert_eq!(sqlite, read("postgres"), "{name}");
+        }
+    }
+
+    #[test]
+    fn backend_follows_the_url_scheme() {
+        assert_eq!(Backend::of_url("sqlite:///tmp/x.db"), Ok(Backend::Sqlite));
+        assert_eq!(Backend::of_url("postgres://u@h/db"), Ok(Backend::Postgres));
+        assert_eq!(Backend::of_url("postgresql://u@h/db"), Ok(Backend::Postgres));
+        let err = Backend::of_url("mysql://root:secret@h/db").unwrap_err();
+        assert!(err.contains("mysql") && !err.contains("secret"), "{err}");
     }
 }
