@@ -97,31 +97,31 @@ fn throttle_keys(route: &str, account: &str, client: &str) -> (String, String) {
     (format!("{route}:account:{}", account.to_lowercase()), format!("{route}:ip:{client}"))
 }
 
-fn check_throttle(state: &AppState, keys: &(String, String)) -> AppResult<()> {
+async fn check_throttle(state: &AppState, keys: &(String, String)) -> AppResult<()> {
     let s = &state.settings;
-    if state.throttle.any_blocked(&[(&keys.0, s.login_max_failures_per_account), (&keys.1, s.login_max_failures_per_ip)]) {
+    if state.throttle.any_blocked(&[(&keys.0, s.login_max_failures_per_account), (&keys.1, s.login_max_failures_per_ip)]).await? {
         return Err(AppError::too_many_attempts());
     }
     Ok(())
 }
 
-fn record_failure(state: &AppState, keys: &(String, String)) {
-    state.throttle.record_all(&[&keys.0, &keys.1]);
+async fn record_failure(state: &AppState, keys: &(String, String)) -> AppResult<()> {
+    state.throttle.record_all(&[&keys.0, &keys.1]).await
 }
 
 /// Web/user login by username or email. Returns a `user` token.
 pub async fn login(state: &AppState, login: &str, password: &str, client: &str) -> AppResult<String> {
     let keys = throttle_keys("login", login, client);
-    check_throttle(state, &keys)?;
+    check_throttle(state, &keys).await?;
     let account = state.db.credentials_by_login(login).await?;
     let ok = state.hasher.verify(password, account.as_ref().map(|a| a.password_hash.as_str())).await?;
     match account {
         Some(a) if ok => {
-            state.throttle.clear(&keys.0);
+            state.throttle.clear(&keys.0).await?;
             state.tokens.issue(a.id, TokenKind::User, a.token_version, None, state.settings.user_token_ttl_secs)
         }
         _ => {
-            record_failure(state, &keys);
+            record_failure(state, &keys).await?;
             Err(AppError::unauthorized("Invalid username or password"))
         }
     }
@@ -135,16 +135,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Android login with the account's peerId. Returns a `device` token.
 pub async fn device_login(state: &AppState, username: &str, peer_id: &str, client: &str) -> AppResult<String> {
     let keys = throttle_keys("android_auth", username, client);
-    check_throttle(state, &keys)?;
+    check_throttle(state, &keys).await?;
     let account = state.db.credentials_by_username(username).await?;
     match account {
         Some(a) if constant_time_eq(a.peer_id.as_bytes(), peer_id.as_bytes()) => {
-            state.throttle.clear(&keys.0);
+            state.throttle.clear(&keys.0).await?;
             let ttl = state.settings.device_token_ttl_secs;
             state.tokens.issue(a.id, TokenKind::Device, a.token_version, Some(&a.peer_id), ttl)
         }
         _ => {
-            record_failure(state, &keys);
+            record_failure(state, &keys).await?;
             Err(AppError::unauthorized("Invalid username or PeerID"))
         }
     }

@@ -6,7 +6,7 @@ use crate::content::{self, ContentCid, Importer, Params};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::store::blobs::Staged;
-use crate::store::db::{FileRow, InsertFile, NewFile};
+use crate::store::db::{DbLock, FileRow, InsertFile, NewFile};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use std::hash::{Hash, Hasher};
@@ -23,11 +23,21 @@ impl Default for CidLocks {
     }
 }
 
+/// Both locks on a CID: this instance's and, on a shared database, the
+/// database-wide one (see [`crate::store::Db::lock_cid`]).
+pub struct CidGuard<'a> {
+    _db: Option<DbLock>,
+    _local: MutexGuard<'a, ()>,
+}
+
 impl CidLocks {
-    async fn lock(&self, cid: &str) -> MutexGuard<'_, ()> {
+    /// Locks `cid` for this instance, then for every instance on the database.
+    pub async fn lock<'a>(&'a self, db: &crate::store::Db, cid: &str) -> AppResult<CidGuard<'a>> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         cid.hash(&mut h);
-        self.0[(h.finish() % 64) as usize].lock().await
+        let local = self.0[(h.finish() % 64) as usize].lock().await;
+        let db = db.lock_cid(cid).await?;
+        Ok(CidGuard { _db: db, _local: local })
     }
 }
 
@@ -135,7 +145,7 @@ pub async fn commit(state: &AppState, who: &Principal, ingested: Ingested, name:
     let Ingested { staged, cid, car_cid, size } = ingested;
     let cid = cid.to_string();
     let car_cid = car_cid.to_string();
-    let _guard = state.cid_locks.lock(&cid).await;
+    let _guard = state.cid_locks.lock(&state.db, &cid).await?;
     {
         let key = cid.clone();
         tokio::task::spawn_blocking(move || staged.commit(&key)).await.map_err(AppError::internal)?.map_err(AppError::internal)?;
@@ -190,7 +200,7 @@ pub async fn list(state: &AppState, who: &Principal) -> AppResult<Vec<FileRow>> 
 /// account references it. Links handed out for it stop working.
 pub async fn delete(state: &AppState, who: &Principal, cid: &str) -> AppResult<()> {
     let cid = parse_cid(cid)?.to_string();
-    let _guard = state.cid_locks.lock(&cid).await;
+    let _guard = state.cid_locks.lock(&state.db, &cid).await?;
     match state.db.delete_files(who.user_id, &cid).await? {
         None => Err(not_stored()),
         Some(unreferenced) => {

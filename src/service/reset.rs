@@ -59,10 +59,10 @@ pub async fn send_code(state: &AppState, email: &str, client: &str) -> AppResult
     let email = email.trim();
     let s = &state.settings;
     let (by_email, by_ip) = (format!("reset:email:{}", email.to_lowercase()), format!("reset:ip:{client}"));
-    if state.throttle.any_blocked(&[(&by_email, s.reset_max_requests_per_email), (&by_ip, s.reset_max_requests_per_ip)]) {
+    if state.throttle.any_blocked(&[(&by_email, s.reset_max_requests_per_email), (&by_ip, s.reset_max_requests_per_ip)]).await? {
         return Err(too_many());
     }
-    state.throttle.record_all(&[&by_email, &by_ip]);
+    state.throttle.record_all(&[&by_email, &by_ip]).await?;
     let user = state
         .db
         .user_by_email(email)
@@ -84,7 +84,7 @@ pub async fn verify(state: &AppState, email: &str, code: &str, new_password: &st
     let email = email.trim();
     let s = &state.settings;
     let (by_email, by_ip) = (format!("verify:email:{}", email.to_lowercase()), format!("verify:ip:{client}"));
-    if state.throttle.any_blocked(&[(&by_email, s.login_max_failures_per_account), (&by_ip, s.login_max_failures_per_ip)]) {
+    if state.throttle.any_blocked(&[(&by_email, s.login_max_failures_per_account), (&by_ip, s.login_max_failures_per_ip)]).await? {
         return Err(too_many());
     }
     let user = state
@@ -93,29 +93,31 @@ pub async fn verify(state: &AppState, email: &str, code: &str, new_password: &st
         .await?
         .ok_or_else(|| AppError::not_found("User email or username incorrect or does not exist"))?;
     validate_password(new_password)?;
-    let failed = || {
-        state.throttle.record_all(&[&by_email, &by_ip]);
-        AppError::bad_request(OTP_FAILED)
+    let failed = || async {
+        match state.throttle.record_all(&[&by_email, &by_ip]).await {
+            Ok(()) => AppError::bad_request(OTP_FAILED),
+            Err(e) => e,
+        }
     };
     let code = code.trim();
     let now = crate::store::now_ms();
-    let Some(pending) = state.db.reset_of(user.id).await? else { return Err(failed()) };
+    let Some(pending) = state.db.reset_of(user.id).await? else { return Err(failed().await) };
     if pending.expires_at <= now || pending.attempts >= s.otp_max_attempts {
-        return Err(failed());
+        return Err(failed().await);
     }
     let mac = code_mac(state, user.id, code);
     let matches = mac.len() == pending.code_hash.len()
         && mac.bytes().zip(pending.code_hash.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
     if !matches {
         state.db.wrong_guess(user.id, s.otp_max_attempts).await?;
-        return Err(failed());
+        return Err(failed().await);
     }
     let hash = state.hasher.hash(new_password).await?;
     // Consumed atomically: of two concurrent uses of one code, one wins.
     if !state.db.complete_reset(user.id, &mac, &hash, crate::store::now_ms(), s.otp_max_attempts).await? {
-        return Err(failed());
+        return Err(failed().await);
     }
-    state.throttle.clear(&by_email);
+    state.throttle.clear(&by_email).await?;
     tracing::info!(user_id = user.id, "password reset");
     Ok(())
 }

@@ -47,6 +47,9 @@ macro_rules! with_pool {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    /// Bounds the CID locks held at once (each keeps a connection while its
+    /// holder needs another for its queries): half the pool, at least one.
+    lock_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Which database a URL names.
@@ -207,7 +210,8 @@ impl Db {
                 Pool::Postgres(pool)
             }
         };
-        Ok(Self { pool })
+        let lock_slots = std::sync::Arc::new(tokio::sync::Semaphore::new((max_connections as usize / 2).max(1)));
+        Ok(Self { pool, lock_slots })
     }
 
     pub fn backend(&self) -> Backend {
@@ -776,6 +780,110 @@ impl Db {
         with_pool!(self, pool => {
             sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(pool).await.map(|_| ())
         })
+    }
+
+    /// Failures counted against `key` in the window that started after `since`.
+    pub async fn throttle_failures(&self, key: &str, since: i64) -> Result<i64, sqlx::Error> {
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT failures FROM throttle WHERE key = $1 AND window_start > $2")
+                .bind(key)
+                .bind(since)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map_or(0, |r| r.get(0)))
+        })
+    }
+
+    /// Counts one failure against `key`; a window that started at or before
+    /// `since` is over, and a new one starts `now` (one atomic statement, so
+    /// instances counting at once lose nothing).
+    pub async fn throttle_record(&self, key: &str, now: i64, since: i64) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO throttle (key, window_start, failures) VALUES ($1, $2, 1) \
+                 ON CONFLICT (key) DO UPDATE SET \
+                   failures = CASE WHEN throttle.window_start <= $3 THEN 1 ELSE throttle.failures + 1 END, \
+                   window_start = CASE WHEN throttle.window_start <= $3 THEN excluded.window_start ELSE throttle.window_start END",
+            )
+            .bind(key)
+            .bind(now)
+            .bind(since)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+    }
+
+    pub async fn throttle_clear(&self, key: &str) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM throttle WHERE key = $1").bind(key).execute(pool).await.map(|_| ())
+        })
+    }
+
+    /// Forgets every window that started at or before `since`; returns how many.
+    pub async fn throttle_sweep(&self, since: i64) -> Result<u64, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM throttle WHERE window_start <= $1")
+                .bind(since)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })
+    }
+
+    /// Takes the database-wide lock on a CID, for the instances that share
+    /// this database: held from an upload's object write to its row commit,
+    /// and around a delete's row removal and object removal, so no instance
+    /// removes an object another is about to reference. PostgreSQL: a session
+    /// advisory lock on a connection the guard keeps. SQLite: `None`, the
+    /// database has one instance and its in-process lock is enough.
+    pub async fn lock_cid(&self, cid: &str) -> Result<Option<DbLock>, sqlx::Error> {
+        let Pool::Postgres(pool) = &self.pool else { return Ok(None) };
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("peervault cid lock {cid}").as_bytes());
+        let key = i64::from_be_bytes(digest[..8].try_into().unwrap_or_default());
+        let slots = self.lock_slots.clone();
+        let pool = pool.clone();
+        // In a task of its own: if the caller gives up while waiting (its
+        // client went away), the lock is still taken and then released by
+        // dropping the guard, never left behind on a pooled connection.
+        let taking = tokio::spawn(async move {
+            let slot = slots.acquire_owned().await.map_err(|_| sqlx::Error::PoolClosed)?;
+            let mut conn = pool.acquire().await?;
+            sqlx::query("SELECT pg_advisory_lock($1)").bind(key).execute(&mut *conn).await?;
+            Ok(DbLock { conn: Some(conn), key, _slot: slot })
+        });
+        match taking.await {
+            Ok(lock) => lock.map(Some),
+            Err(e) => Err(sqlx::Error::Protocol(format!("taking a lock: {e}"))),
+        }
+    }
+}
+
+/// A held [`Db::lock_cid`] lock; released when dropped.
+pub struct DbLock {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    key: i64,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for DbLock {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else { return };
+        let key = self.key;
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)").bind(key).execute(&mut *conn).await;
+                    if unlocked.is_err() {
+                        // Ending the session releases every lock it holds.
+                        let _ = conn.detach();
+                    }
+                });
+            }
+            // No runtime left: close the session instead of pooling it locked.
+            Err(_) => drop(conn.detach()),
+        }
     }
 }
 
