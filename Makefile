@@ -39,7 +39,7 @@ SERVER_BIN := target/release/$(NAME)
 WASM_OUT := target/wasm32-unknown-unknown/$(WASM_PROFILE)/$(NAME).wasm
 SERVER_FLAGS := --no-default-features --features ssr --release
 
-.PHONY: help run build wasm site server tools test-tools test test-unit test-content test-api test-api-postgres test-browser bench clean
+.PHONY: help run build wasm site server tools test-tools test test-unit test-content test-api test-api-scaled test-cluster test-browser bench clean
 
 help:
 	@echo "make run    - build and serve peervault on http://$(SITE_ADDR) (data in ./data)"
@@ -97,7 +97,7 @@ LOGS := target/test-logs
 
 test: test-tools build
 	@rm -rf $(LOGS); mkdir -p $(LOGS)
-	$(MAKE) --no-print-directory test-unit test-content test-api test-api-postgres test-browser
+	$(MAKE) --no-print-directory test-unit test-content test-api test-api-scaled test-cluster test-browser
 	scripts/wasm-size.sh --max 512000
 	@scripts/test-summary.sh $(LOGS)
 
@@ -119,9 +119,15 @@ test-content:
 test-api:
 	$(call node_suite,end2end/api/,api)
 
-# The same HTTP suite with every server on a PostgreSQL database.
-test-api-postgres:
-	$(call node_suite,end2end/api/,api-postgres,scripts/with-postgres.sh)
+# The same HTTP suite scaled out: every server on a PostgreSQL database and an
+# S3 bucket (throwaway PostgreSQL and SeaweedFS servers on loopback).
+SCALED := scripts/with-postgres.sh scripts/with-s3.sh
+test-api-scaled:
+	$(call node_suite,end2end/api/,api-scaled,$(SCALED))
+
+# Two instances sharing one database, one bucket and the JWT secret.
+test-cluster:
+	$(call node_suite,end2end/cluster/,cluster,$(SCALED))
 
 test-browser:
 	@mkdir -p $(LOGS)
@@ -130,6 +136,7 @@ test-browser:
 bench: build
 	./scripts/bench-dashboard.sh
 	./scripts/bench-content.sh
+	./scripts/bench-scaled.sh
 
 clean:
 	cargo clean

@@ -7,8 +7,13 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// Where the SQLite database, the JWT secret and (later) blobs live.
+    /// Where the SQLite database, the JWT secret, the outbox, upload staging
+    /// and (without `blob_url`) the stored files live.
     pub data_dir: String,
+    /// Where stored files live: empty = files under `<data dir>/blobs/`;
+    /// `s3://bucket/prefix` = an S3-compatible bucket (endpoint and
+    /// credentials from the `AWS_*` variables), which instances can share.
+    pub blob_url: String,
     /// Lifetime of a web/user login token, seconds.
     pub user_token_ttl_secs: i64,
     /// Lifetime of an Android device token, seconds.
@@ -92,6 +97,7 @@ impl Default for Settings {
             user_quota_bytes: 10 << 30,
             download_link_ttl_secs: 3600,
             public_url: String::new(),
+            blob_url: String::new(),
             smtp_url: String::new(),
             mail_from: "peervault <no-reply@peervault.local>".into(),
             product_name: "peervault".into(),

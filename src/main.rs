@@ -8,6 +8,7 @@ use peervault::config::Settings;
 use peervault::service::{passwords::Hasher, throttle::Throttle, tokens::TokenKeys};
 use peervault::state::{AppState, Inner};
 use peervault::store::blobs::{BlobStore, LocalBlobs};
+use peervault::store::s3::S3Blobs;
 use peervault::store::Db;
 use std::sync::Arc;
 use std::net::SocketAddr;
@@ -125,6 +126,8 @@ fn config_path() -> String {
 }
 
 async fn serve() -> Result<(), String> {
+    // TLS (S3 over HTTPS, SMTP) uses ring; no second crypto library is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -152,9 +155,19 @@ async fn serve() -> Result<(), String> {
     let db = Db::connect(&settings.database_url(), settings.db_max_connections).await?;
     let tokens = TokenKeys::load(&data_dir)?;
     let hasher = Hasher::new(&settings)?;
-    let throttle = Throttle::new(Duration::from_secs(settings.throttle_window_secs));
-    let blobs = LocalBlobs::open(&data_dir.join("blobs")).map_err(|e| format!("cannot open the blob store: {e}"))?;
-    let swept = blobs.sweep_staging().map_err(|e| format!("cannot sweep the blob store: {e}"))?;
+    let throttle = Throttle::new(db.clone(), Duration::from_secs(settings.throttle_window_secs));
+    let blobs: Arc<dyn BlobStore> = if settings.blob_url.trim().is_empty() {
+        Arc::new(LocalBlobs::open(&data_dir.join("blobs")).map_err(|e| format!("cannot open the blob store: {e}"))?)
+    } else {
+        let s3 = S3Blobs::open(settings.blob_url.trim(), &data_dir.join("staging")).await?;
+        tracing::info!(location = %s3.location, "files are stored in S3");
+        Arc::new(s3)
+    };
+    let swept = blocking({
+        let blobs = blobs.clone();
+        move || blobs.sweep_staging().map_err(|e| format!("cannot sweep the blob store: {e}"))
+    })
+    .await?;
     if swept > 0 {
         tracing::info!(swept, "removed unfinished uploads left by an earlier run");
     }
@@ -171,7 +184,7 @@ async fn serve() -> Result<(), String> {
         tokens,
         hasher,
         throttle,
-        blobs: Arc::new(blobs),
+        blobs,
         mailer,
         cid_locks: Default::default(),
         listen_addr,
@@ -198,12 +211,24 @@ async fn serve() -> Result<(), String> {
 /// Removes stored objects that no row refers to: what a crash between an
 /// object's rename and its row's commit (or a delete's commit and the
 /// object's removal) leaves behind. Runs before the server accepts requests.
-async fn remove_orphans(db: &Db, blobs: &LocalBlobs) -> Result<(), String> {
-    let keys = blobs.keys().map_err(|e| format!("cannot list the blob store: {e}"))?;
+async fn remove_orphans(db: &Db, blobs: &Arc<dyn BlobStore>) -> Result<(), String> {
+    let keys = blocking({
+        let blobs = blobs.clone();
+        move || blobs.keys().map_err(|e| format!("cannot list the blob store: {e}"))
+    })
+    .await?;
     let mut removed = 0;
     for key in keys {
+        if db.blob_exists(&key).await.map_err(|e| format!("database: {e}"))? {
+            continue;
+        }
+        // Another instance on the same database may be between storing this
+        // object and committing its row: it holds the CID's lock until then.
+        let _lock = db.lock_cid(&key).await.map_err(|e| format!("database: {e}"))?;
         if !db.blob_exists(&key).await.map_err(|e| format!("database: {e}"))? {
-            blobs.remove(&key).map_err(|e| format!("cannot remove orphan object {key}: {e}"))?;
+            let blobs = blobs.clone();
+            let what = format!("cannot remove orphan object {key}");
+            blocking(move || blobs.remove(&key).map_err(|e| format!("{what}: {e}"))).await?;
             removed += 1;
         }
     }
@@ -211,6 +236,11 @@ async fn remove_orphans(db: &Db, blobs: &LocalBlobs) -> Result<(), String> {
         tracing::info!(removed, "removed objects no file refers to");
     }
     Ok(())
+}
+
+/// Runs blocking store calls on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| format!("start-up task failed: {e}"))?
 }
 
 /// Creates the data directory readable by its owner only (it holds the

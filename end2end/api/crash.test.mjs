@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   binaryPath, startServer, request, newUserWithToken, dashboard, uploadFile, fileList, downloadLink,
-  blobFiles, objectPath, sleep,
+  blobFiles, storedObjects, objectBytes, hasObject, stagingDir, sleep,
 } from './harness.mjs';
 
 const MiB = 1024 * 1024;
@@ -43,7 +43,7 @@ const linkPath = (url) => { const u = new URL(url); return u.pathname + u.search
 
 /** Largest staging file now (bytes), or -1 when there is none. */
 function stagingSize() {
-  const dir = path.join(dataDir, 'blobs', 'staging');
+  const dir = stagingDir(dataDir);
   let max = -1;
   for (const f of fs.readdirSync(dir)) {
     try { max = Math.max(max, fs.statSync(path.join(dir, f)).size); } catch { /* removed meanwhile */ }
@@ -130,14 +130,14 @@ async function assertConsistent() {
   const list = await fileList(server, user.token);
   assert.deepStrictEqual(list.map((f) => f.cid), acked.map((f) => f.cid), 'file list: exactly the acknowledged uploads, newest first');
   assert.deepStrictEqual(blobFiles(dataDir, 'staging'), [], 'staging is empty after the restart');
-  const objects = blobFiles(dataDir, 'objects');
+  const objects = (await storedObjects(dataDir));
   const wanted = [...new Set(list.map((f) => f.cid))].map((cid) => path.join(cid.slice(-2), cid)).sort();
   assert.deepStrictEqual(objects, wanted, 'objects on disk: exactly the listed CIDs (no partial or orphan object)');
   for (const f of acked) {
     const body = await download(f.cid);
     assert.equal(body.length, f.bytes.length, `${f.name} length`);
     assert.equal(sha(body), sha(f.bytes), `${f.name} bytes`);
-    assert.ok(fs.readFileSync(objectPath(dataDir, f.cid)).equals(f.bytes), `${f.name} object on disk`);
+    assert.ok((await objectBytes(dataDir, f.cid)).equals(f.bytes), `${f.name} object on disk`);
   }
 }
 
@@ -213,13 +213,13 @@ describe('crash safety of uploads (SIGKILL, restart on the same data dir)', () =
       assert.equal(listed.length, 1);
       assert.equal(listed[0].size, BIG);
       assert.equal(listed[0].carCid, expected.carCid);
-      assert.ok(fs.existsSync(objectPath(dataDir, expected.cid)), 'its object exists');
+      assert.ok((await hasObject(dataDir, expected.cid)), 'its object exists');
       const body = await download(expected.cid);
       assert.equal(body.length, BIG);
       assert.equal(sha(body), sha(data), '64 MiB file downloads byte-identical');
       acked.unshift({ cid: expected.cid, bytes: data, name: 'big.bin' });
     } else {
-      assert.ok(!fs.existsSync(objectPath(dataDir, expected.cid)), 'no object for an upload that is not listed');
+      assert.ok(!(await hasObject(dataDir, expected.cid)), 'no object for an upload that is not listed');
     }
     await assertConsistent();
 
@@ -277,7 +277,7 @@ describe('crash safety of uploads (SIGKILL, restart on the same data dir)', () =
         assert.equal(listed.length, 1);
         acked.unshift({ cid: run.expected.cid, bytes: run.data, name: 'sweep.bin' });
       } else {
-        assert.ok(!fs.existsSync(objectPath(dataDir, run.expected.cid)), 'no object for an upload that is not listed');
+        assert.ok(!(await hasObject(dataDir, run.expected.cid)), 'no object for an upload that is not listed');
       }
       await assertConsistent();
     }

@@ -12,7 +12,7 @@ import path from 'node:path';
 import {
   REPO_ROOT, binaryPath, startServer, request, post, assertJson, MSG, newUserWithToken, dashboard,
   deviceToken, decodeJwt, signJwt, uniqueSuffix, sleep, multipart, uploadParts, uploadFile, fileList,
-  downloadLink, blobFiles, objectPath,
+  downloadLink, blobFiles, storedObjects, objectBytes, hasObject,
 } from './harness.mjs';
 
 const MiB = 1024 * 1024;
@@ -128,7 +128,7 @@ async function snapshot(srv, token) {
   return {
     list: await fileList(srv, token),
     dashboard: await dashboard(srv, token),
-    objects: blobFiles(srv.dataDir, 'objects'),
+    objects: (await storedObjects(srv.dataDir)),
     staging: blobFiles(srv.dataDir, 'staging'),
   };
 }
@@ -196,7 +196,7 @@ describe('POST /upload_file: names and types', () => {
       assert.equal(list[0].cid, web3.cid);
       assert.equal(list[0].carCid, web3.carCid);
       // the stored object is the file part's bytes
-      assert.ok(fs.readFileSync(objectPath(server.dataDir, web3.cid)).equals(data), 'stored object bytes');
+      assert.ok((await objectBytes(server.dataDir, web3.cid)).equals(data), 'stored object bytes');
     });
   }
 
@@ -308,7 +308,7 @@ describe('POST /upload_file: CIDs equal `peervault cid` and ipfs-car', () => {
       assert.deepStrictEqual(ref.ours, { cid: ref.cid, carCid: ref.carCid, size }, '`peervault cid` agrees with ipfs-car');
       if (size === 0) assert.equal(ref.cid, EMPTY_CID);
 
-      const objectsBefore = blobFiles(server.dataDir, 'objects');
+      const objectsBefore = (await storedObjects(server.dataDir));
       const res = await uploadParts(server, user.token, [filePart(bytes, `f${size}.bin`)]);
       assertJson(res, 200, { message: 'File uploaded successfully', web3: { carCid: ref.carCid, cid: ref.cid } });
 
@@ -317,10 +317,10 @@ describe('POST /upload_file: CIDs equal `peervault cid` and ipfs-car', () => {
         _id: null, name: `f${size}.bin`, cid: ref.cid, carCid: ref.carCid, type: 'application/octet-stream', size, uploaded_at: null,
       });
       // stored once, as the raw bytes, at objects/<last 2>/<cid>; nothing left in staging
-      const objectsAfter = blobFiles(server.dataDir, 'objects');
+      const objectsAfter = (await storedObjects(server.dataDir));
       const rel = path.join(ref.cid.slice(-2), ref.cid);
       assert.deepStrictEqual(objectsAfter, [...new Set([...objectsBefore, rel])].sort());
-      assert.ok(fs.readFileSync(objectPath(server.dataDir, ref.cid)).equals(bytes), 'object bytes');
+      assert.ok((await objectBytes(server.dataDir, ref.cid)).equals(bytes), 'object bytes');
       assert.deepStrictEqual(blobFiles(server.dataDir, 'staging'), []);
 
       const d = await dashboard(server, user.token);
@@ -392,7 +392,7 @@ describe('POST /upload_file: counters and de-duplication', () => {
   it('identical content twice: two list entries, data_uploaded twice, space_used once, one object on disk', async () => {
     const user = await newUserWithToken(server);
     const bytes = rand(20_000);
-    const objectsBefore = blobFiles(server.dataDir, 'objects');
+    const objectsBefore = (await storedObjects(server.dataDir));
     const a = await uploadFile(server, user.token, bytes, { filename: 'first.bin' });
     const b = await uploadFile(server, user.token, bytes, { filename: 'second.bin' });
     assert.deepStrictEqual(a, b);
@@ -403,7 +403,7 @@ describe('POST /upload_file: counters and de-duplication', () => {
     assert.equal(d.data_uploaded, 40_000);
     assert.equal(d.space_used, 20_000);
     assert.equal(d.bandwidth_used, 40_000 + d.data_downloaded);
-    assert.deepStrictEqual(blobFiles(server.dataDir, 'objects'), [...objectsBefore, path.join(a.cid.slice(-2), a.cid)].sort());
+    assert.deepStrictEqual((await storedObjects(server.dataDir)), [...objectsBefore, path.join(a.cid.slice(-2), a.cid)].sort());
     assert.deepStrictEqual(blobFiles(server.dataDir, 'staging'), []);
   });
 
@@ -411,11 +411,11 @@ describe('POST /upload_file: counters and de-duplication', () => {
     const alice = await newUserWithToken(server);
     const bob = await newUserWithToken(server);
     const bytes = rand(7_777);
-    const objectsBefore = blobFiles(server.dataDir, 'objects');
+    const objectsBefore = (await storedObjects(server.dataDir));
     const a = await uploadFile(server, alice.token, bytes, { filename: 'a.bin' });
     const b = await uploadFile(server, bob.token, bytes, { filename: 'b.bin' });
     assert.deepStrictEqual(a, b);
-    assert.deepStrictEqual(blobFiles(server.dataDir, 'objects'), [...objectsBefore, path.join(a.cid.slice(-2), a.cid)].sort());
+    assert.deepStrictEqual((await storedObjects(server.dataDir)), [...objectsBefore, path.join(a.cid.slice(-2), a.cid)].sort());
     for (const u of [alice, bob]) {
       const d = await dashboard(server, u.token);
       assert.equal(d.space_used, 7_777);
@@ -897,7 +897,7 @@ describe('POST /delete_file', () => {
 
   it('without a token → 401 "Token is missing"', async () => {
     assertJson(await post(server, '/delete_file', { json: { cid: kept.cid } }), 401, MSG.tokenMissing);
-    assert.ok(fs.existsSync(objectPath(server.dataDir, kept.cid)));
+    assert.ok((await hasObject(server.dataDir, kept.cid)));
   });
 
   it('200: all the account\'s entries of that CID go, space_used drops, the object goes, old links answer 404 "File not found"', async () => {
@@ -919,8 +919,8 @@ describe('POST /delete_file', () => {
     assert.equal(after.space_used, 1000);
     assert.equal(after.data_uploaded, before.data_uploaded, 'data_uploaded keeps the accepted uploads');
     assert.equal(after.data_downloaded, before.data_downloaded);
-    assert.ok(!fs.existsSync(objectPath(server.dataDir, cid)), 'object removed');
-    assert.ok(fs.existsSync(objectPath(server.dataDir, keep.cid)), 'other object kept');
+    assert.ok(!(await hasObject(server.dataDir, cid)), 'object removed');
+    assert.ok((await hasObject(server.dataDir, keep.cid)), 'other object kept');
     assert.deepStrictEqual(blobFiles(server.dataDir, 'staging'), []);
 
     assertJson(await fetchLink(server, url), 404, FILE_NOT_FOUND);
@@ -940,7 +940,7 @@ describe('POST /delete_file', () => {
     const bobUrl = await downloadLink(server, bob.token, cid);
 
     assertJson(await post(server, '/delete_file', { token: alice.token, json: { cid } }), 200, { message: 'File deleted successfully' });
-    assert.ok(fs.existsSync(objectPath(server.dataDir, cid)), 'object kept for bob');
+    assert.ok((await hasObject(server.dataDir, cid)), 'object kept for bob');
     assert.equal((await dashboard(server, alice.token)).space_used, 0);
     assert.equal((await dashboard(server, bob.token)).space_used, 9999);
     assertJson(await fetchLink(server, aliceUrl), 404, FILE_NOT_FOUND);
@@ -949,13 +949,13 @@ describe('POST /delete_file', () => {
     assert.ok(got.raw.equals(bytes));
 
     assertJson(await post(server, '/delete_file', { token: bob.token, json: { cid } }), 200, { message: 'File deleted successfully' });
-    assert.ok(!fs.existsSync(objectPath(server.dataDir, cid)), 'object removed with the last reference');
+    assert.ok(!(await hasObject(server.dataDir, cid)), 'object removed with the last reference');
     assert.equal((await dashboard(server, bob.token)).space_used, 0);
     assertJson(await fetchLink(server, bobUrl), 404, FILE_NOT_FOUND);
 
     // and the same content can be uploaded again afterwards
     await uploadFile(server, alice.token, bytes, { filename: 'back.bin' });
-    assert.ok(fs.readFileSync(objectPath(server.dataDir, cid)).equals(bytes));
+    assert.ok((await objectBytes(server.dataDir, cid)).equals(bytes));
     assert.ok((await fetchLink(server, await downloadLink(server, alice.token, cid))).raw.equals(bytes));
   });
 });
@@ -977,9 +977,9 @@ describe('files routes require a token', () => {
     });
   }
   it('/upload_file without a token → 401 "Token is missing"', async () => {
-    const objects = blobFiles(server.dataDir, 'objects');
+    const objects = (await storedObjects(server.dataDir));
     assertJson(await uploadParts(server, undefined, [filePart(rand(100), 'a.txt')]), 401, MSG.tokenMissing);
-    assert.deepStrictEqual(blobFiles(server.dataDir, 'objects'), objects);
+    assert.deepStrictEqual((await storedObjects(server.dataDir)), objects);
     assert.deepStrictEqual(blobFiles(server.dataDir, 'staging'), []);
   });
   it('an expired login token → 401 "Token is invalid" on every files route', async () => {

@@ -79,6 +79,75 @@ function databaseFor(dataDir) {
 }
 
 /**
+ * With PEERVAULT_TEST_S3_BUCKET (a throwaway SeaweedFS, see
+ * scripts/with-s3.sh) every data dir gets a prefix of its own in that bucket
+ * as PEERVAULT_BLOB_URL, so the whole suite stores files in S3. The tests
+ * look at the stored objects through SeaweedFS's filer (plain HTTP, no S3
+ * signature), via the helpers below.
+ */
+const S3_BUCKET = process.env.PEERVAULT_TEST_S3_BUCKET;
+const S3_FILER = process.env.PEERVAULT_TEST_S3_FILER;
+const s3Prefixes = new Map();
+export const onS3 = Boolean(S3_BUCKET);
+
+function bucketFor(dataDir) {
+  if (!S3_BUCKET) return {};
+  if (!s3Prefixes.has(dataDir)) s3Prefixes.set(dataDir, `t${crypto.randomBytes(6).toString('hex')}`);
+  return { PEERVAULT_BLOB_URL: `s3://${S3_BUCKET}/${s3Prefixes.get(dataDir)}` };
+}
+
+/**
+ * What several instances share: a fresh database and bucket prefix (on
+ * PostgreSQL and S3; pass them to each startServer as overrides).
+ */
+export function sharedStorage() {
+  const key = `shared-${crypto.randomBytes(6).toString('hex')}`;
+  return { ...databaseFor(key), ...bucketFor(key) };
+}
+
+/** Where the server of `dataDir` keeps upload staging files. */
+export const stagingDir = (dataDir) => (onS3 ? path.join(dataDir, 'staging') : path.join(dataDir, 'blobs', 'staging'));
+
+function s3PrefixOf(dataDir) {
+  const prefix = s3Prefixes.get(dataDir);
+  if (!prefix) throw new Error(`no S3 prefix was given to a server on ${dataDir}`);
+  return prefix;
+}
+
+/** The stored objects of the server on `dataDir`, as sorted `<last 2 chars>/<cid>`. */
+export async function storedObjects(dataDir) {
+  if (!onS3) return blobFiles(dataDir, 'objects');
+  const names = [];
+  let last = '';
+  for (;;) {
+    const url = `${S3_FILER}/buckets/${S3_BUCKET}/${s3PrefixOf(dataDir)}/?limit=1000&lastFileName=${encodeURIComponent(last)}`;
+    const res = await fetch(url, { headers: { Accept: 'application/json' } });
+    const text = await res.text();
+    if (res.status === 404 || text.trim() === '') break; // no object under the prefix yet
+    assert.equal(res.status, 200, `filer listing: ${text.slice(0, 200)}`);
+    const listing = JSON.parse(text);
+    for (const e of listing.Entries ?? []) names.push(path.posix.basename(e.FullPath));
+    if (!listing.ShouldDisplayLoadMore) break;
+    last = listing.LastFileName;
+  }
+  return names.map((cid) => path.join(cid.slice(-2), cid)).sort();
+}
+
+/** The bytes of the object of `cid`, or null when there is none. */
+export async function objectBytes(dataDir, cid) {
+  if (!onS3) {
+    try { return fs.readFileSync(objectPath(dataDir, cid)); } catch (e) { if (e.code === 'ENOENT') return null; throw e; }
+  }
+  const res = await fetch(`${S3_FILER}/buckets/${S3_BUCKET}/${s3PrefixOf(dataDir)}/${cid}`);
+  if (res.status === 404) return null;
+  assert.equal(res.status, 200, `filer read of ${cid}`);
+  return Buffer.from(await res.arrayBuffer());
+}
+
+/** Whether the server on `dataDir` stores an object for `cid`. */
+export const hasObject = async (dataDir, cid) => (await objectBytes(dataDir, cid)) !== null;
+
+/**
  * Start a fresh server on a free port with a fresh data dir.
  * @param {Record<string,string|number>} envOverrides extra env (e.g. PEERVAULT_COIN_RATE)
  * @param {{dataDir?:string, keepDataDir?:boolean}} [options]
@@ -107,9 +176,13 @@ export async function startServer(envOverrides = {}, options = {}) {
     PEERVAULT_DATA_DIR: dataDir,
     PEERVAULT_JWT_SECRET: secret,
     ...databaseFor(dataDir),
+    ...bucketFor(dataDir),
     ...overrides,
   };
   const effectiveSecret = env.PEERVAULT_JWT_SECRET;
+  // The object helpers look where this server really stores (an override may share a prefix).
+  const bucketUrl = S3_BUCKET ? `s3://${S3_BUCKET}/` : null;
+  if (bucketUrl && env.PEERVAULT_BLOB_URL?.startsWith(bucketUrl)) s3Prefixes.set(dataDir, env.PEERVAULT_BLOB_URL.slice(bucketUrl.length));
 
   const proc = spawn(bin, [], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   liveChildren.add(proc);
@@ -511,9 +584,12 @@ export async function downloadLink(server, token, cid) {
   return body.url;
 }
 
-/** Files under <dataDir>/blobs/<sub> ('objects' or 'staging'), as sorted relative paths. */
+/**
+ * Files under <dataDir>/blobs/<sub> ('objects' or 'staging'), as sorted
+ * relative paths; 'staging' is wherever the server stages (see stagingDir).
+ */
 export function blobFiles(dataDir, sub) {
-  const root = path.join(dataDir, 'blobs', sub);
+  const root = sub === 'staging' ? stagingDir(dataDir) : path.join(dataDir, 'blobs', sub);
   const out = [];
   const walk = (dir) => {
     let entries;

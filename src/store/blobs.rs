@@ -1,6 +1,6 @@
 //! Object storage for file content, keyed by root CID. Blocking calls: run
-//! them on the blocking pool. One implementation for now: files under the
-//! data directory.
+//! them on the blocking pool. Two implementations: files under the data
+//! directory (here) and an S3-compatible bucket ([`super::s3`]).
 //!
 //! An object appears atomically: bytes go to a staging file, which is
 //! fsynced and then renamed into place (and the directory fsynced). A crash
@@ -40,7 +40,7 @@ pub struct LocalBlobs {
 }
 
 /// A key is a CID string: letters and digits only, so it is a safe file name.
-fn check_key(key: &str) -> io::Result<()> {
+pub(crate) fn check_key(key: &str) -> io::Result<()> {
     if !key.is_empty() && key.len() <= 128 && key.bytes().all(|b| b.is_ascii_alphanumeric()) {
         Ok(())
     } else {
@@ -68,14 +68,27 @@ impl LocalBlobs {
     }
 }
 
-struct LocalStaged {
+/// A staging file under a staging directory; removed on drop unless kept.
+pub(crate) struct StagingFile {
     file: File,
     path: PathBuf,
-    objects: PathBuf,
-    committed: bool,
+    keep: bool,
 }
 
-impl Write for LocalStaged {
+impl StagingFile {
+    pub(crate) fn create(dir: &Path) -> io::Result<Self> {
+        let path = dir.join(format!("{}.part", crate::service::accounts::random_hex(16)));
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        Ok(Self { file, path, keep: false })
+    }
+
+    /// A reader of everything written so far, from the start.
+    pub(crate) fn reader(&self) -> io::Result<impl Read + Send + 'static> {
+        Ok(io::BufReader::with_capacity(1 << 20, File::open(&self.path)?))
+    }
+}
+
+impl Write for StagingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file.write(buf)
     }
@@ -84,11 +97,44 @@ impl Write for LocalStaged {
     }
 }
 
+impl Drop for StagingFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Removes every file in a staging directory; returns how many.
+pub(crate) fn sweep_dir(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+struct LocalStaged {
+    staging: StagingFile,
+    objects: PathBuf,
+}
+
+impl Write for LocalStaged {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.staging.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.staging.flush()
+    }
+}
+
 impl Staged for LocalStaged {
     fn read_back(&mut self) -> io::Result<Box<dyn Read + '_>> {
-        let mut reader = File::open(&self.path)?;
-        reader.seek(SeekFrom::Start(0))?;
-        Ok(Box::new(io::BufReader::with_capacity(1 << 20, reader)))
+        Ok(Box::new(self.staging.reader()?))
     }
 
     fn commit(mut self: Box<Self>, key: &str) -> io::Result<()> {
@@ -99,28 +145,17 @@ impl Staged for LocalStaged {
             // Identical content is stored once; this copy goes away on drop.
             return Ok(());
         }
-        self.file.sync_all()?;
+        self.staging.file.sync_all()?;
         fs::create_dir_all(&shard_dir)?;
-        fs::rename(&self.path, &target)?;
-        self.committed = true;
+        fs::rename(&self.staging.path, &target)?;
+        self.staging.keep = true;
         sync_dir(&shard_dir)
-    }
-}
-
-impl Drop for LocalStaged {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.path);
-        }
     }
 }
 
 impl BlobStore for LocalBlobs {
     fn stage(&self) -> io::Result<Box<dyn Staged>> {
-        let name = format!("{}.part", crate::service::accounts::random_hex(16));
-        let path = self.staging.join(name);
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
-        Ok(Box::new(LocalStaged { file, path, objects: self.objects.clone(), committed: false }))
+        Ok(Box::new(LocalStaged { staging: StagingFile::create(&self.staging)?, objects: self.objects.clone() }))
     }
 
     fn open_range(&self, key: &str, start: u64, len: u64) -> io::Result<Option<Box<dyn Read + Send>>> {
@@ -152,15 +187,7 @@ impl BlobStore for LocalBlobs {
     }
 
     fn sweep_staging(&self) -> io::Result<usize> {
-        let mut removed = 0;
-        for entry in fs::read_dir(&self.staging)? {
-            let entry = entry?;
-            if entry.file_type()?.is_file() {
-                fs::remove_file(entry.path())?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        sweep_dir(&self.staging)
     }
 
     fn keys(&self) -> io::Result<Vec<String>> {

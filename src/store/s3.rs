@@ -1,0 +1,268 @@
+//! Objects in an S3-compatible bucket (`PEERVAULT_BLOB_URL=s3://bucket/prefix`),
+//! for instances that share their storage. Credentials and endpoint come
+//! from the usual `AWS_*` variables (`AWS_ENDPOINT`, `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`).
+//!
+//! An upload is staged in a local file while it is imported (so a refused
+//! or interrupted upload never reaches the bucket), then sent as an S3
+//! multipart upload in 8 MiB parts, at most two in flight: memory stays
+//! bounded whatever the size, and the object appears only when the upload
+//! completes. Reads ask the bucket for the byte range needed.
+//!
+//! The [`BlobStore`] trait is blocking (it runs on the blocking pool); the
+//! calls here wait on the runtime the store was opened on.
+
+use super::blobs::{check_key, sweep_dir, BlobStore, Staged, StagingFile};
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::runtime::Handle;
+
+const PART_BYTES: usize = 8 * 1024 * 1024;
+const PARTS_IN_FLIGHT: usize = 2;
+
+pub struct S3Blobs {
+    store: Arc<AmazonS3>,
+    prefix: String,
+    staging: PathBuf,
+    runtime: Handle,
+    /// Shown in logs: `s3://bucket/prefix`, never a credential.
+    pub location: String,
+}
+
+fn other(e: object_store::Error) -> io::Error {
+    match e {
+        object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, "object not found"),
+        e => io::Error::other(format!("object store: {e}")),
+    }
+}
+
+/// Where the object of `key` lives: `<prefix>/<key>`.
+fn object_path(prefix: &str, key: &str) -> io::Result<ObjectPath> {
+    check_key(key)?;
+    Ok(if prefix.is_empty() { ObjectPath::from(key) } else { ObjectPath::from(format!("{prefix}/{key}")) })
+}
+
+/// `s3://bucket/some/prefix` → ("bucket", "some/prefix").
+pub fn parse_url(url: &str) -> Result<(String, String), String> {
+    let rest = url.strip_prefix("s3://").ok_or_else(|| "PEERVAULT_BLOB_URL must start with s3://".to_owned())?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !valid_bucket {
+        return Err(format!("PEERVAULT_BLOB_URL: {bucket:?} is not a valid bucket name"));
+    }
+    let prefix = prefix.trim_matches('/');
+    if prefix.split('/').any(|part| part == "." || part == "..") {
+        return Err("PEERVAULT_BLOB_URL: the prefix may not contain . or .. segments".to_owned());
+    }
+    Ok((bucket.to_owned(), prefix.to_owned()))
+}
+
+impl S3Blobs {
+    /// Connects to the bucket (checking it answers) with staging under `staging`.
+    pub async fn open(url: &str, staging: &Path) -> Result<Self, String> {
+        let (bucket, prefix) = parse_url(url)?;
+        let store = AmazonS3Builder::from_env()
+            .with_bucket_name(&bucket)
+            .build()
+            .map_err(|e| format!("cannot configure the S3 store: {e}"))?;
+        std::fs::create_dir_all(staging).map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
+        let blobs = Self {
+            store: Arc::new(store),
+            prefix,
+            staging: staging.to_owned(),
+            runtime: Handle::current(),
+            location: format!("s3://{}", url.trim_start_matches("s3://")),
+        };
+        // One listing call: wrong credentials or a missing bucket stop the start-up here.
+        let probe = blobs.prefix_path();
+        let mut listing = blobs.store.list(Some(&probe));
+        if let Some(Err(e)) = listing.next().await {
+            return Err(format!("cannot reach the bucket {bucket}: {e}"));
+        }
+        Ok(blobs)
+    }
+
+    fn prefix_path(&self) -> ObjectPath {
+        ObjectPath::from(self.prefix.as_str())
+    }
+
+    fn path(&self, key: &str) -> io::Result<ObjectPath> {
+        object_path(&self.prefix, key)
+    }
+
+    fn wait<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+}
+
+struct S3Staged {
+    staging: StagingFile,
+    store: Arc<AmazonS3>,
+    prefix: String,
+    runtime: Handle,
+}
+
+impl Write for S3Staged {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.staging.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.staging.flush()
+    }
+}
+
+impl Staged for S3Staged {
+    fn read_back(&mut self) -> io::Result<Box<dyn Read + '_>> {
+        Ok(Box::new(self.staging.reader()?))
+    }
+
+    fn commit(self: Box<Self>, key: &str) -> io::Result<()> {
+        let location = object_path(&self.prefix, key)?;
+        let store = self.store.clone();
+        let mut reader = self.staging.reader()?;
+        self.runtime.block_on(async move {
+            match store.head(&location).await {
+                // Identical content is stored once.
+                Ok(_) => return Ok(()),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(other(e)),
+            }
+            let upload = store.put_multipart(&location).await.map_err(other)?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+            let mut buf = vec![0u8; 1 << 20];
+            let sent: io::Result<()> = async {
+                loop {
+                    // A local file, read on this blocking-pool thread while
+                    // the parts already handed over upload on the runtime.
+                    let n = reader.read(&mut buf)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    writer.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(other)?;
+                    writer.write(&buf[..n]);
+                }
+            }
+            .await;
+            match sent {
+                Ok(()) => writer.finish().await.map(|_| ()).map_err(other),
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    Err(e)
+                }
+            }
+        })
+    }
+}
+
+/// A blocking reader over the byte stream of a ranged GET.
+struct StreamReader {
+    stream: BoxStream<'static, object_store::Result<Bytes>>,
+    piece: Bytes,
+    runtime: Handle,
+}
+
+impl Read for StreamReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.piece.is_empty() {
+            match self.runtime.block_on(self.stream.next()) {
+                None => return Ok(0),
+                Some(Ok(piece)) => self.piece = piece,
+                Some(Err(e)) => return Err(other(e)),
+            }
+        }
+        let n = out.len().min(self.piece.len());
+        out[..n].copy_from_slice(&self.piece.split_to(n));
+        Ok(n)
+    }
+}
+
+impl BlobStore for S3Blobs {
+    fn stage(&self) -> io::Result<Box<dyn Staged>> {
+        Ok(Box::new(S3Staged {
+            staging: StagingFile::create(&self.staging)?,
+            store: self.store.clone(),
+            prefix: self.prefix.clone(),
+            runtime: self.runtime.clone(),
+        }))
+    }
+
+    fn open_range(&self, key: &str, start: u64, len: u64) -> io::Result<Option<Box<dyn Read + Send>>> {
+        let location = self.path(key)?;
+        if len == 0 {
+            // A zero-length range is not a valid Range header: only check the object is there.
+            return Ok(if self.contains(key)? { Some(Box::new(io::empty())) } else { None });
+        }
+        let options = GetOptions { range: Some(GetRange::Bounded(start..start + len)), ..Default::default() };
+        match self.wait(self.store.get_opts(&location, options)) {
+            Ok(got) => Ok(Some(Box::new(
+                StreamReader { stream: got.into_stream(), piece: Bytes::new(), runtime: self.runtime.clone() }.take(len),
+            ))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(other(e)),
+        }
+    }
+
+    fn contains(&self, key: &str) -> io::Result<bool> {
+        let location = self.path(key)?;
+        match self.wait(self.store.head(&location)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(other(e)),
+        }
+    }
+
+    fn remove(&self, key: &str) -> io::Result<bool> {
+        if !self.contains(key)? {
+            return Ok(false);
+        }
+        let location = self.path(key)?;
+        match self.wait(self.store.delete(&location)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(e) => Err(other(e)),
+        }
+    }
+
+    fn sweep_staging(&self) -> io::Result<usize> {
+        // Staging is this instance's own local directory.
+        sweep_dir(&self.staging)
+    }
+
+    fn keys(&self) -> io::Result<Vec<String>> {
+        let prefix = self.prefix_path();
+        self.wait(async {
+            let mut keys = Vec::new();
+            let mut listing = self.store.list(Some(&prefix));
+            while let Some(meta) = listing.next().await {
+                let meta = meta.map_err(other)?;
+                if let Some(name) = meta.location.filename() {
+                    if check_key(name).is_ok() {
+                        keys.push(name.to_owned());
+                    }
+                }
+            }
+            Ok(keys)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_url;
+
+    #[test]
+    fn blob_urls() {
+        assert_eq!(parse_url("s3://bucket/a/b/").unwrap(), ("bucket".into(), "a/b".into()));
+        assert_eq!(parse_url("s3://my.bucket-1").unwrap(), ("my.bucket-1".into(), "".into()));
+        for bad in ["file:///x", "s3://", "s3://UPPER/x", "s3://b/x", "s3://bucket/../x"] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+    }
+}
