@@ -58,7 +58,7 @@ measure() {
   cmp -s "$WORK/file.bin" "$WORK/$name/down.bin" || { echo "$name: downloaded bytes differ" >&2; exit 1; }
   rm -f "$WORK/$name/down.bin"
   python3 -c "print(f'{$MIB / ($t1 - $t0):.0f}')" > "$WORK/$name/download"
-  rss=$(sed -n 's/^VmHWM: *\([0-9]*\) kB/\1/p' "/proc/$PID/status")
+  rss=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$PID/status")
   echo $((rss / 1024)) > "$WORK/$name/rss"
   printf 'wrk.method = "POST"\nwrk.headers["Authorization"] = "%s"\n' "$token" > "$WORK/dashboard.lua"
   wrk -t2 -c$CONNS -d${DURATION}s --latency -s "$WORK/dashboard.lua" "$BASE/dashboard" > "$WORK/$name/wrk.txt"
