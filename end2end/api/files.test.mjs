@@ -133,6 +133,23 @@ async function snapshot(srv, token) {
   };
 }
 
+/**
+ * The account's data_downloaded once no download is still being counted: a
+ * download is counted when the server has finished sending it, which may be
+ * just after the client has read the last byte (so an earlier test's count
+ * can land late). Read until two reads 150 ms apart agree.
+ */
+async function settledDownloaded(srv, token) {
+  let last = (await dashboard(srv, token)).data_downloaded;
+  for (let i = 0; i < 40; i++) {
+    await sleep(150);
+    const now = (await dashboard(srv, token)).data_downloaded;
+    if (now === last) return now;
+    last = now;
+  }
+  assert.fail('data_downloaded keeps changing');
+}
+
 /** Waits (briefly) until the account's data_downloaded reaches `expected`, then checks it is exactly that. */
 async function expectDownloaded(srv, token, expected) {
   const deadline = Date.now() + 5_000;
@@ -625,7 +642,7 @@ describe('GET /ipfs/{cid}', () => {
   });
 
   it('returns the exact bytes with Content-Type, Content-Disposition, Content-Length, ETag, Accept-Ranges, nosniff; counts them', async () => {
-    const base = (await dashboard(server, user.token)).data_downloaded;
+    const base = await settledDownloaded(server, user.token);
     const res = await fetchLink(server, small.url);
     assert.equal(res.status, 200);
     assert.ok(res.raw.equals(small.bytes), 'body bytes');
@@ -653,7 +670,7 @@ describe('GET /ipfs/{cid}', () => {
   });
 
   it('HEAD: same headers, no body, not counted in data_downloaded', async () => {
-    const base = (await dashboard(server, user.token)).data_downloaded;
+    const base = await settledDownloaded(server, user.token);
     const get = await fetchLink(server, small.url);
     const head = await fetchLink(server, small.url, { method: 'HEAD' });
     assert.equal(head.status, 200);
@@ -667,7 +684,7 @@ describe('GET /ipfs/{cid}', () => {
   });
 
   it('If-None-Match: "<cid>" → 304 with no body, not counted', async () => {
-    const base = (await dashboard(server, user.token)).data_downloaded;
+    const base = await settledDownloaded(server, user.token);
     const res = await fetchLink(server, small.url, { headers: { 'If-None-Match': `"${small.cid}"` } });
     assert.equal(res.status, 304);
     assert.equal(res.raw.length, 0);
@@ -689,7 +706,7 @@ describe('GET /ipfs/{cid}', () => {
   for (const [spec, a, b] of ranges) {
     it(`Range: ${spec} → 206, Content-Range bytes ${a}-${b}/10000, those bytes, counted`, async () => {
       const header = spec.split(' ')[0];
-      const base = (await dashboard(server, user.token)).data_downloaded;
+      const base = await settledDownloaded(server, user.token);
       const res = await fetchLink(server, small.url, { headers: { Range: header } });
       assert.equal(res.status, 206);
       assert.equal(res.headers['content-range'], `bytes ${a}-${b}/10000`);
@@ -775,7 +792,7 @@ describe('GET /ipfs/{cid}', () => {
   };
   for (const [what, make] of Object.entries(forged)) {
     it(`${what} → 403 "Download link is invalid or has expired", nothing counted`, async () => {
-      const base = (await dashboard(server, user.token)).data_downloaded;
+      const base = await settledDownloaded(server, user.token);
       const url = make();
       assertJson(await fetchLink(server, url), 403, LINK_INVALID);
       const head = await fetchLink(server, url, { method: 'HEAD' });
