@@ -22,12 +22,22 @@ test('upload with progress, see it listed with its CID, download it, delete it',
   await page.getByLabel('File').setInputFiles(file);
   await expect(page.getByText('Selected: holiday photos.bin')).toBeVisible();
   await page.getByLabel('Name').fill('Holiday.bin');
-  // The progress bar appears while the request is in flight.
+  // The progress bar appears while the request is in flight. Over loopback
+  // 3 MiB can go faster than a frame, so the browser's upload is throttled
+  // to 1 MiB/s (Chromium's network emulation) for as long as it takes.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  const throttle = (uploadThroughput) => cdp.send('Network.emulateNetworkConditions',
+    { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput });
+  await throttle(1024 * 1024);
   const progressSeen = page.getByLabel('Upload progress').waitFor({ timeout: 10_000 }).then(() => true, () => false);
+  const started = Date.now();
   await page.getByRole('button', { name: 'Upload' }).click();
   const row = page.locator(`tr[data-cid="${expected.cid}"]`);
-  await expect(row).toBeVisible();
+  await expect(row).toBeVisible({ timeout: 20_000 });
   expect(await progressSeen).toBe(true);
+  expect(Date.now() - started, 'the upload was throttled').toBeGreaterThan(2000);
+  await throttle(-1);
   await expect(row.locator('td.name')).toHaveText('Holiday.bin');
   await expect(row).toContainText('3.0 MB');
   await expect(row.locator('code')).toHaveText(expected.cid);
