@@ -12,7 +12,31 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import {
   startServer, registerUser, newUserWithToken, uploadFile, objectBytes, objectPath, onPostgres, onS3,
+  downloadLink, sleep,
 } from './harness.mjs';
+import http from 'node:http';
+
+/** GETs `url`, pausing `pauseMs` after every `every` bytes; resolves with the status and the body. */
+function slowGet(url, { every, pauseMs }) {
+  return new Promise((resolve, reject) => {
+    http.get(url, (res) => {
+      const chunks = [];
+      let got = 0;
+      let nextPause = every;
+      res.on('data', (chunk) => {
+        chunks.push(chunk);
+        got += chunk.length;
+        if (got >= nextPause) {
+          nextPause += every;
+          res.pause();
+          sleep(pauseMs).then(() => res.resume());
+        }
+      });
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
 
 describe(`the database (${onPostgres ? 'PostgreSQL' : 'SQLite'})`, () => {
   let server;
@@ -48,6 +72,29 @@ describe(`the blob store (${onS3 ? 'S3' : 'files under the data dir'})`, () => {
     const { cid } = await uploadFile(server, user.token, data);
     assert.ok((await objectBytes(server.dataDir, cid)).equals(data));
     assert.equal(fs.existsSync(objectPath(server.dataDir, cid)), !onS3, 'a local copy exactly when the store is local');
+  });
+
+  it('a download drained slowly, with stalls longer than the S3 client\'s request timeout, arrives whole', async () => {
+    // AWS_TIMEOUT bounds each request to the bucket: a download must not be
+    // one request that lasts as long as the client takes to read it.
+    const slow = await startServer({ AWS_TIMEOUT: '1s', RUST_LOG: 'info' });
+    try {
+      const user = await newUserWithToken(slow);
+      const data = crypto.randomBytes(20 * 1024 * 1024 + 5);
+      const { cid } = await uploadFile(slow, user.token, data);
+      const url = await downloadLink(slow, user.token, cid);
+      const got = await slowGet(url, { every: 4 * 1024 * 1024, pauseMs: 1500 });
+      assert.equal(got.status, 200);
+      assert.equal(got.body.length, data.length);
+      assert.ok(got.body.equals(data), 'the same bytes');
+      // Not saved by retries either: no read from the bucket failed (a
+      // request held open at the client's pace fails at the timeout, and the
+      // S3 client's retries of one download run out after 10 retries or 3 minutes).
+      const log = slow.stdout() + slow.stderr();
+      assert.doesNotMatch(log, /error while reading response body/i);
+    } finally {
+      await slow.stop();
+    }
   });
 });
 

@@ -7,18 +7,18 @@
 //! or interrupted upload never reaches the bucket), then sent as an S3
 //! multipart upload in 8 MiB parts, at most two in flight: memory stays
 //! bounded whatever the size, and the object appears only when the upload
-//! completes. Reads ask the bucket for the byte range needed.
+//! completes. Reads ask the bucket for the byte range needed, in ranged GETs
+//! of at most 4 MiB made as the reader is drained.
 //!
 //! The [`BlobStore`] trait is blocking (it runs on the blocking pool); the
 //! calls here wait on the runtime the store was opened on.
 
 use super::blobs::{check_key, sweep_dir, BlobStore, Staged, StagingFile};
 use bytes::Bytes;
-use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +26,8 @@ use tokio::runtime::Handle;
 
 const PART_BYTES: usize = 8 * 1024 * 1024;
 const PARTS_IN_FLIGHT: usize = 2;
+/// The largest ranged GET a download makes.
+const READ_BYTES: u64 = 4 * 1024 * 1024;
 
 pub struct S3Blobs {
     store: Arc<AmazonS3>,
@@ -162,20 +164,39 @@ impl Staged for S3Staged {
     }
 }
 
-/// A blocking reader over the byte stream of a ranged GET.
-struct StreamReader {
-    stream: BoxStream<'static, object_store::Result<Bytes>>,
+/// A blocking reader over `start..end` of an object, fetched in ranged GETs
+/// of at most [`READ_BYTES`], one at a time as the reader is drained. Each
+/// request completes on its own, whatever pace the reader is drained at (a
+/// slow client), so no request outlives the S3 client's timeouts, and memory
+/// is one piece per open download.
+struct RangeReader {
+    store: Arc<AmazonS3>,
+    location: ObjectPath,
+    next: u64,
+    end: u64,
     piece: Bytes,
     runtime: Handle,
 }
 
-impl Read for StreamReader {
+impl RangeReader {
+    fn fetch(&mut self) -> Result<(), object_store::Error> {
+        let upto = self.end.min(self.next + READ_BYTES);
+        let range = self.next..upto;
+        self.piece = self.runtime.block_on(self.store.get_range(&self.location, range))?;
+        self.next += self.piece.len() as u64;
+        Ok(())
+    }
+}
+
+impl Read for RangeReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.piece.is_empty() {
-            match self.runtime.block_on(self.stream.next()) {
-                None => return Ok(0),
-                Some(Ok(piece)) => self.piece = piece,
-                Some(Err(e)) => return Err(other(e)),
+        if self.piece.is_empty() {
+            if self.next >= self.end || out.is_empty() {
+                return Ok(0);
+            }
+            self.fetch().map_err(other)?;
+            if self.piece.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "object shorter than expected"));
             }
         }
         let n = out.len().min(self.piece.len());
@@ -200,11 +221,17 @@ impl BlobStore for S3Blobs {
             // A zero-length range is not a valid Range header: only check the object is there.
             return Ok(if self.contains(key)? { Some(Box::new(io::empty())) } else { None });
         }
-        let options = GetOptions { range: Some(GetRange::Bounded(start..start + len)), ..Default::default() };
-        match self.wait(self.store.get_opts(&location, options)) {
-            Ok(got) => Ok(Some(Box::new(
-                StreamReader { stream: got.into_stream(), piece: Bytes::new(), runtime: self.runtime.clone() }.take(len),
-            ))),
+        let mut reader = RangeReader {
+            store: self.store.clone(),
+            location,
+            next: start,
+            end: start + len,
+            piece: Bytes::new(),
+            runtime: self.runtime.clone(),
+        };
+        // The first piece now: a missing object is None, not a failed read.
+        match reader.fetch() {
+            Ok(()) => Ok(Some(Box::new(reader))),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(other(e)),
         }
