@@ -12,9 +12,37 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import {
   startServer, registerUser, newUserWithToken, uploadFile, objectBytes, objectPath, onPostgres, onS3,
-  downloadLink, sleep,
+  downloadLink, sleep, fileList, dashboard, stagingDir, request, assertJson, uploadParts,
 } from './harness.mjs';
 import http from 'node:http';
+import net from 'node:net';
+
+/**
+ * A TCP proxy on a free loopback port in front of `target` (http://host:port)
+ * that can be cut: while down it drops open connections and refuses new ones.
+ */
+async function cuttableProxy(target) {
+  const { hostname, port } = new URL(target);
+  const open = new Set();
+  let down = false;
+  const server = net.createServer((client) => {
+    if (down) { client.destroy(); return; }
+    const upstream = net.connect(Number(port), hostname);
+    for (const [a, b] of [[client, upstream], [upstream, client]]) {
+      open.add(a);
+      a.on('error', () => b.destroy());
+      a.on('close', () => { open.delete(a); b.destroy(); });
+      a.pipe(b);
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    cut() { down = true; for (const s of open) s.destroy(); },
+    restore() { down = false; },
+    close: () => new Promise((resolve) => { for (const s of open) s.destroy(); server.close(resolve); }),
+  };
+}
 
 /** GETs `url`, pausing `pauseMs` after every `every` bytes; resolves with the status and the body. */
 function slowGet(url, { every, pauseMs }) {
@@ -94,6 +122,43 @@ describe(`the blob store (${onS3 ? 'S3' : 'files under the data dir'})`, () => {
       assert.doesNotMatch(log, /error while reading response body/i);
     } finally {
       await slow.stop();
+    }
+  });
+});
+
+describe('the bucket out of reach while serving', { skip: !onS3 && 'S3 only' }, () => {
+  it('an upload fails with a plain 500 and leaves no trace; a download fails the same; both work again once it is back', async () => {
+    const proxy = await cuttableProxy(process.env.AWS_ENDPOINT);
+    const srv = await startServer({ AWS_ENDPOINT: proxy.url });
+    try {
+      const user = await newUserWithToken(srv);
+      const kept = crypto.randomBytes(30_000);
+      const { cid: keptCid } = await uploadFile(srv, user.token, kept, { filename: 'kept.bin' });
+      const link = new URL(await downloadLink(srv, user.token, keptCid));
+      const before = await dashboard(srv, user.token);
+
+      proxy.cut();
+      const lost = crypto.randomBytes(40_000);
+      const up = await uploadParts(srv, user.token, [{ name: 'file', filename: 'lost.bin', data: lost }], { timeout: 60_000 });
+      assertJson(up, 500, { message: 'Internal server error' });
+      const down = await request(srv, 'GET', link.pathname + link.search, { timeout: 60_000 });
+      assertJson(down, 500, { message: 'Internal server error' });
+      for (const res of [up, down]) assert.ok(!/127\.0\.0\.1|object store|s3/i.test(res.text), res.text);
+      // Nothing changed: the list, the counters, no staging file, no object.
+      assert.deepStrictEqual((await fileList(srv, user.token)).map((f) => f.cid), [keptCid]);
+      const after = await dashboard(srv, user.token);
+      for (const k of ['data_uploaded', 'space_used', 'bandwidth_used']) assert.equal(after[k], before[k], k);
+      assert.deepStrictEqual(fs.readdirSync(stagingDir(srv.dataDir)), []);
+
+      proxy.restore();
+      const again = await request(srv, 'GET', link.pathname + link.search);
+      assert.equal(again.status, 200);
+      assert.ok(again.raw.equals(kept));
+      const { cid: lostCid } = await uploadFile(srv, user.token, lost, { filename: 'lost.bin' });
+      assert.ok((await objectBytes(srv.dataDir, lostCid)).equals(lost));
+    } finally {
+      await srv.stop();
+      await proxy.close();
     }
   });
 });

@@ -299,12 +299,15 @@ async fn serve(state: &AppState, cid: &str, query: GatewayQuery, method: &Method
             if head {
                 return response.body(Body::empty()).map_err(AppError::internal);
             }
+            // Opened before the status line goes out: a store that cannot
+            // be read is a plain 500, not a response cut short.
             let blobs = state.blobs.clone();
             let key = file.cid.clone();
-            let body = blocking_body(state, owner_id, move |out| {
-                let mut reader = blobs.open_range(&key, start, len)?.ok_or_else(missing_object)?;
-                io::copy(&mut reader, out).map(|_| ())
-            });
+            let mut reader = tokio::task::spawn_blocking(move || blobs.open_range(&key, start, len)?.ok_or_else(missing_object))
+                .await
+                .map_err(AppError::internal)?
+                .map_err(AppError::internal)?;
+            let body = blocking_body(state, owner_id, move |out| io::copy(&mut reader, out).map(|_| ()));
             response.body(body).map_err(AppError::internal)
         }
         Format::Car => {

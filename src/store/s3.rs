@@ -18,10 +18,11 @@ use bytes::Bytes;
 use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::runtime::Handle;
 
 const PART_BYTES: usize = 8 * 1024 * 1024;
@@ -71,8 +72,12 @@ impl S3Blobs {
     /// Connects to the bucket (checking it answers) with staging under `staging`.
     pub async fn open(url: &str, staging: &Path) -> Result<Self, String> {
         let (bucket, prefix) = parse_url(url)?;
+        // Three retries within 15 s, like the AWS SDKs' standard mode: when
+        // the bucket is unreachable a request fails in seconds, not minutes.
+        let retry = RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(15), ..Default::default() };
         let store = AmazonS3Builder::from_env()
             .with_bucket_name(&bucket)
+            .with_retry(retry)
             .build()
             .map_err(|e| format!("cannot configure the S3 store: {e}"))?;
         std::fs::create_dir_all(staging).map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
