@@ -12,7 +12,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import {
   startServer, registerUser, newUserWithToken, uploadFile, objectBytes, objectPath, onPostgres, onS3,
-  downloadLink, sleep, fileList, dashboard, stagingDir, request, assertJson, uploadParts,
+  downloadLink, sleep, fileList, dashboard, blobFiles, request, assertJson, uploadParts,
 } from './harness.mjs';
 import http from 'node:http';
 import net from 'node:net';
@@ -148,7 +148,7 @@ describe('the bucket out of reach while serving', { skip: !onS3 && 'S3 only' }, 
       assert.deepStrictEqual((await fileList(srv, user.token)).map((f) => f.cid), [keptCid]);
       const after = await dashboard(srv, user.token);
       for (const k of ['data_uploaded', 'space_used', 'bandwidth_used']) assert.equal(after[k], before[k], k);
-      assert.deepStrictEqual(fs.readdirSync(stagingDir(srv.dataDir)), []);
+      assert.deepStrictEqual(blobFiles(srv.dataDir, 'staging'), [], 'no staging file');
 
       proxy.restore();
       const again = await request(srv, 'GET', link.pathname + link.search);

@@ -130,7 +130,7 @@ async function assertConsistent() {
   const list = await fileList(server, user.token);
   assert.deepStrictEqual(list.map((f) => f.cid), acked.map((f) => f.cid), 'file list: exactly the acknowledged uploads, newest first');
   assert.deepStrictEqual(blobFiles(dataDir, 'staging'), [], 'staging is empty after the restart');
-  const objects = (await storedObjects(dataDir));
+  const objects = await storedObjects(dataDir);
   const wanted = [...new Set(list.map((f) => f.cid))].map((cid) => path.join(cid.slice(-2), cid)).sort();
   assert.deepStrictEqual(objects, wanted, 'objects on disk: exactly the listed CIDs (no partial or orphan object)');
   for (const f of acked) {
