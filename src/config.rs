@@ -71,6 +71,13 @@ pub struct Settings {
     pub reset_max_requests_per_email: u32,
     /// Reset mails one client address may request per throttle window.
     pub reset_max_requests_per_ip: u32,
+    /// Registrations one client address may attempt per throttle window.
+    pub register_max_per_ip: u32,
+    /// Seconds a client has to send a request's headers (also how long an
+    /// idle connection is kept open waiting for the next request).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body may go without sending a byte.
+    pub body_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -105,6 +112,9 @@ impl Default for Settings {
             otp_max_attempts: 5,
             reset_max_requests_per_email: 5,
             reset_max_requests_per_ip: 20,
+            register_max_per_ip: 20,
+            header_read_timeout_secs: 30,
+            body_timeout_secs: 60,
         }
     }
 }
@@ -186,6 +196,8 @@ impl Settings {
             ("mail_from", self.mail_from.parse::<lettre::message::Mailbox>().is_ok()),
             ("public_url", self.public_url.is_empty() || self.public_url.starts_with("http://") || self.public_url.starts_with("https://")),
             ("coin_rate", self.coin_rate.is_finite() && self.coin_rate >= 0.0),
+            ("header_read_timeout_secs", self.header_read_timeout_secs > 0),
+            ("body_timeout_secs", self.body_timeout_secs > 0),
         ];
         match positive.iter().find(|(_, ok)| !ok) {
             Some((name, _)) => Err(format!("setting {name} is out of range")),

@@ -57,6 +57,11 @@ impl AppError {
     }
 }
 
+/// How the body timeout's error reads (tower-http's `TimeoutError`).
+const BODY_TIMED_OUT_CAUSE: &str = "data was not received within the designated timeout";
+/// A multipart body whose part headers (or preamble) pass their limit.
+pub const PART_HEADERS_TOO_LARGE: &str = "Part headers too large";
+
 impl leptos::server_fn::error::FromServerFnError for AppError {
     type Encoder = leptos::server_fn::codec::JsonEncoding;
 
@@ -65,7 +70,13 @@ impl leptos::server_fn::error::FromServerFnError for AppError {
         match value {
             E::Request(_) => Self::new(503, "The server could not be reached. Check your connection."),
             E::Args(_) | E::MissingArg(_) => Self::bad_request("The form was incomplete. Please try again."),
-            other => Self::new(500, other.to_string()),
+            // A request body that failed while a server function read it
+            // (the framework keeps only its text): say why when it is ours
+            // to say, a stalled body or a multipart limit.
+            E::Deserialization(text) if text == BODY_TIMED_OUT_CAUSE => Self::new(408, "Request body timed out"),
+            E::Deserialization(text) if text == PART_HEADERS_TOO_LARGE => Self::bad_request(text),
+            // A framework error: logged (on the server), never shown verbatim.
+            other => Self::internal(format_args!("server function: {other}")),
         }
     }
 }

@@ -4,6 +4,7 @@ use axum::Router;
 use leptos::config::get_configuration;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use peervault::app::{shell, App};
+use peervault::server;
 use peervault::config::Settings;
 use peervault::service::{passwords::Hasher, throttle::Throttle, tokens::TokenKeys};
 use peervault::state::{AppState, Inner};
@@ -191,21 +192,21 @@ async fn serve() -> Result<(), String> {
     });
 
     let routes = generate_route_list(App);
-    let app = Router::new()
+    let header_read_timeout = Duration::from_secs(state.settings.header_read_timeout_secs);
+    let body_timeout = Duration::from_secs(state.settings.body_timeout_secs);
+    let routes = Router::new()
         .merge(peervault::api::router())
-        .leptos_routes(&state, routes, {
+        .leptos_routes_with_context(&state, routes, server::provide_csp_nonce, {
             let options = leptos_options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
-        .with_state(state);
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(server::provide_csp_nonce, shell))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response));
+    let app = server::with_layers(routes, &state).with_state(state);
 
     tracing::info!("peervault listening on http://{listen_addr}");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))
+    server::serve(listener, app, header_read_timeout, body_timeout, shutdown_signal()).await;
+    Ok(())
 }
 
 /// Removes stored objects that no row refers to: what a crash between an

@@ -41,7 +41,7 @@ impl FromRequest<AppState> for JsonObject {
             return Err(too_large());
         }
         let json_type = is_json(req.headers());
-        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| too_large())?;
+        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| read_error(&e))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(Map::new()));
         }
@@ -55,6 +55,18 @@ impl FromRequest<AppState> for JsonObject {
             Err(_) => Err(AppError::bad_request("Malformed JSON in request body")),
         }
     }
+}
+
+/// Why a body could not be read: too long (413), stalled (408), or cut off.
+fn read_error(e: &axum::Error) -> AppError {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return too_large();
+        }
+        cur = err.source();
+    }
+    super::multipart::body_error(e).unwrap_or_else(|| AppError::bad_request("The request body could not be read"))
 }
 
 /// What a numeric field held.

@@ -41,10 +41,15 @@ pub struct UploadForm {
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 200, description = "Stored; the CIDs ipfs-car gives the same bytes", body = UploadResponse),
-        (status = 400, description = "No file part, or a file part without a file name", body = Message, example = json!({"message": "No file Selected"})),
+        (status = 400, description = "No file part, a file part without a file name, a malformed body, or a part other than the file \
+            over 4 KiB, part headers over 8 KiB, more than 32 parts", body = Message, example = json!({"message": "No file Selected"})),
         (status = 401, description = "Token missing or invalid", body = Message, example = json!({"message": "Token is missing"})),
+        (status = 408, description = "The body stopped arriving (nothing for the body timeout); nothing is kept", body = Message,
+            example = json!({"message": "Request body timed out"})),
         (status = 413, description = "Over the size limit or the account's quota; nothing is kept", body = Message,
             example = json!({"message": "File too large"})),
+        (status = 415, description = "Not multipart/form-data with a boundary", body = Message,
+            example = json!({"message": "Content-Type must be multipart/form-data"})),
     ))]
 pub async fn upload_file(State(state): State<AppState>, Auth(who): Auth, req: Request) -> AppResult<Json<UploadResponse>> {
     let boundary = req
@@ -53,7 +58,8 @@ pub async fn upload_file(State(state): State<AppState>, Auth(who): Auth, req: Re
         .and_then(|v| v.to_str().ok())
         .and_then(|ct| multer::parse_boundary(ct).ok())
         .ok_or_else(|| AppError::new(415, "Content-Type must be multipart/form-data"))?;
-    let parts = multer::Multipart::with_constraints(req.into_body().into_data_stream(), boundary, super::multipart::constraints());
+    let body = super::multipart::guard(req.into_body().into_data_stream(), &boundary);
+    let parts = multer::Multipart::new(body, boundary);
     let up = super::multipart::upload(&state, &who, parts).await?;
     Ok(Json(UploadResponse { message: "File uploaded successfully".into(), web3: Web3 { car_cid: up.car_cid, cid: up.cid } }))
 }

@@ -94,14 +94,16 @@ pub struct RegisterRequest {
         (status = 400, description = "Missing field, invalid username, email or password, malformed body", body = Message,
             example = json!({"message": "Missing username field in request body"})),
         (status = 409, description = "Username or email taken", body = Message, example = json!({"message": "User already exist"})),
+        (status = 429, description = "Too many registrations from this address (or for this email) in the throttle window", body = Message,
+            example = json!({"message": "Too many attempts, please try again later"})),
         (status = 413, description = "Body too large", body = Message, example = json!({"message": "Request body too large"})),
         (status = 415, description = "Body is not JSON", body = Message, example = json!({"message": "Content-Type must be application/json"})),
     ))]
-pub async fn register(State(state): State<AppState>, body: JsonObject) -> AppResult<Json<Message>> {
+pub async fn register(State(state): State<AppState>, ClientAddr(client): ClientAddr, body: JsonObject) -> AppResult<Json<Message>> {
     let username = body.string("username")?;
     let password = body.string("password")?;
     let email = body.string("email")?;
-    accounts::register(&state, username, password, email).await?;
+    accounts::register(&state, username, password, email, &client).await?;
     Ok(message("User registered successfully"))
 }
 
@@ -274,8 +276,10 @@ pub struct RateInOutRequest {
     pub RateOut: serde_json::Value,
 }
 
-/// Largest total accepted: integers above it cannot be represented exactly.
-const MAX_TOTAL_BYTES: f64 = 9_007_199_254_740_991.0;
+/// Largest total (and rate) accepted: 1 PiB (2^50 bytes), more than any
+/// device has moved. Larger claims are refused; the sums built from the
+/// accepted ones stop at 2^53 - 1, so no report can overflow the dashboard.
+pub const MAX_TOTAL_BYTES: f64 = 1_125_899_906_842_624.0;
 
 #[utoipa::path(post, path = "/rateinout", tag = "devices", security(("token" = [])),
     request_body(content = RateInOutRequest, content_type = "application/json"),

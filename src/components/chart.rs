@@ -87,7 +87,11 @@ pub fn UsageBar(#[prop(into)] label: String, used: f64, total: f64, #[prop(into)
         <div class="usage">
             <div class="usage-label"><span>{label}</span><span>{caption}</span></div>
             <div class="usage-track" role="meter" aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{:.0}", share * 100.0) aria-valuetext=percent.clone()>
-                <div class="usage-fill" style=format!("width: {:.2}%", share * 100.0)></div>
+                // An SVG rect's width is an attribute, not an inline style:
+                // the Content-Security-Policy allows no inline styles.
+                <svg class="usage-fill" width="100%" height="100%" aria-hidden="true">
+                    <rect x="0" y="0" height="100%" width=format!("{:.2}%", share * 100.0)></rect>
+                </svg>
             </div>
         </div>
     }

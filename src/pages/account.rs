@@ -15,7 +15,7 @@ pub struct AccountView {
     pub peer_id: String,
 }
 
-#[server]
+#[server(endpoint = "account_info")]
 pub async fn account_info() -> Result<Option<AccountView>, AppError> {
     use super::ssr;
     let Some(who) = ssr::session().await? else { return Ok(None) };
@@ -28,7 +28,7 @@ fn signed_out() -> AppError {
     AppError::unauthorized("Please log in again")
 }
 
-#[server]
+#[server(endpoint = "rotate_peer_id")]
 pub async fn rotate_peer_id() -> Result<String, AppError> {
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(signed_out)?;
@@ -36,19 +36,21 @@ pub async fn rotate_peer_id() -> Result<String, AppError> {
 }
 
 /// Changes the password; this session gets a fresh cookie, every other token is revoked.
-#[server]
+#[server(endpoint = "change_password")]
 pub async fn change_password(current_password: String, new_password: String) -> Result<(), AppError> {
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(signed_out)?;
-    let token = crate::service::accounts::change_password(&ssr::state()?, &who, &current_password, &new_password).await?;
+    let client = ssr::client_addr().await?;
+    let token = crate::service::accounts::change_password(&ssr::state()?, &who, &current_password, &new_password, &client).await?;
     ssr::set_session_cookie(&token)
 }
 
-#[server]
+#[server(endpoint = "delete_account")]
 pub async fn delete_account(confirm: String) -> Result<(), AppError> {
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(signed_out)?;
-    crate::service::accounts::delete_account(&ssr::state()?, &who, &confirm).await?;
+    let client = ssr::client_addr().await?;
+    crate::service::accounts::delete_account(&ssr::state()?, &who, &confirm, &client).await?;
     ssr::clear_session_cookie()?;
     leptos_axum::redirect("/?deleted=1");
     Ok(())

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos_router::components::Redirect;
 
 /// The signed-in user's figures; `None` when nobody is signed in.
-#[server]
+#[server(endpoint = "get_dashboard")]
 pub async fn get_dashboard() -> Result<Option<Dashboard>, AppError> {
     use super::ssr;
     let Some(who) = ssr::session().await? else { return Ok(None) };
@@ -14,7 +14,7 @@ pub async fn get_dashboard() -> Result<Option<Dashboard>, AppError> {
 }
 
 /// The last 30 days of the signed-in user; `None` when nobody is signed in.
-#[server]
+#[server(endpoint = "get_history")]
 pub async fn get_history() -> Result<Option<History>, AppError> {
     use super::ssr;
     let Some(who) = ssr::session().await? else { return Ok(None) };

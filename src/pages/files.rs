@@ -10,7 +10,7 @@ use leptos::server_fn::codec::{MultipartData, MultipartFormData};
 use leptos_router::components::Redirect;
 
 /// The signed-in user's files, newest first; `None` when nobody is signed in.
-#[server]
+#[server(endpoint = "list_my_files")]
 pub async fn list_my_files() -> Result<Option<Vec<FileView>>, AppError> {
     use super::ssr;
     let Some(who) = ssr::session().await? else { return Ok(None) };
@@ -19,7 +19,7 @@ pub async fn list_my_files() -> Result<Option<Vec<FileView>>, AppError> {
 }
 
 /// Uploads from the page: the same multipart reading and service as `POST /upload_file`.
-#[server(input = MultipartFormData)]
+#[server(endpoint = "upload_my_file", input = MultipartFormData)]
 pub async fn upload_my_file(data: MultipartData) -> Result<UploadedView, AppError> {
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;
@@ -28,7 +28,7 @@ pub async fn upload_my_file(data: MultipartData) -> Result<UploadedView, AppErro
     Ok(UploadedView { cid: up.cid, car_cid: up.car_cid, size: up.size })
 }
 
-#[server]
+#[server(endpoint = "delete_my_file")]
 pub async fn delete_my_file(cid: String) -> Result<(), AppError> {
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;
@@ -48,7 +48,7 @@ fn gone_from_page(e: AppError) -> AppError {
 
 /// A signed link to the file. A plain form post (no JavaScript) is sent
 /// straight to it; the page's script opens it itself.
-#[server]
+#[server(endpoint = "download_my_file")]
 pub async fn download_my_file(cid: String) -> Result<String, AppError> {
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_router::components::Redirect;
 
 /// The current pledge in MB; `None` when nobody is signed in.
-#[server]
+#[server(endpoint = "current_pledge")]
 pub async fn current_pledge() -> Result<Option<f64>, AppError> {
     use super::ssr;
     let Some(who) = ssr::session().await? else { return Ok(None) };
@@ -15,7 +15,7 @@ pub async fn current_pledge() -> Result<Option<f64>, AppError> {
 }
 
 /// Sets the pledge through the same service as `POST /onboarding`.
-#[server]
+#[server(endpoint = "pledge_storage")]
 pub async fn pledge_storage(amount: String, unit: String) -> Result<String, AppError> {
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;

@@ -4,10 +4,11 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 
 /// Creates the account, then sends the visitor to log in.
-#[server]
+#[server(endpoint = "register_account")]
 pub async fn register_account(username: String, email: String, password: String) -> Result<(), AppError> {
     let state = super::ssr::state()?;
-    crate::service::accounts::register(&state, &username, &password, &email).await?;
+    let client = super::ssr::client_addr().await?;
+    crate::service::accounts::register(&state, &username, &password, &email, &client).await?;
     leptos_axum::redirect("/login?registered=1");
     Ok(())
 }

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_query_map};
 
 /// Mails a code, then shows the second step for that address.
-#[server]
+#[server(endpoint = "request_reset_code")]
 pub async fn request_reset_code(email: String) -> Result<(), AppError> {
     use super::ssr;
     let state = ssr::state()?;
@@ -16,7 +16,7 @@ pub async fn request_reset_code(email: String) -> Result<(), AppError> {
 }
 
 /// Sets the new password with the mailed code, then sends the visitor to log in.
-#[server]
+#[server(endpoint = "reset_with_code")]
 pub async fn reset_with_code(email: String, code: String, new_password: String) -> Result<(), AppError> {
     use super::ssr;
     let state = ssr::state()?;

@@ -1,11 +1,11 @@
 //! Accounts: registration, logins (web and device), token checks, the dashboard.
 
-use super::tokens::TokenKind;
+use super::tokens::{random_hex, TokenAccount, TokenKind};
 use super::Principal;
 use crate::error::{AppError, AppResult};
 use crate::model::Dashboard;
 use crate::state::AppState;
-use crate::store::db::InsertUser;
+use crate::store::db::{InsertUser, COUNTER_CAP};
 use rand::RngCore;
 
 pub const MAX_PASSWORD_CHARS: usize = 1024;
@@ -16,13 +16,6 @@ pub fn random_base58(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     bs58::encode(bytes).into_string()
-}
-
-/// `n` random bytes from the OS CSPRNG, hex-encoded.
-pub fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A new peerId: 128 bits from the CSPRNG, base58.
@@ -44,14 +37,14 @@ pub fn validate_username(username: &str) -> AppResult<()> {
 /// domain, no spaces or control characters, at most 254 characters.
 pub fn validate_email(email: &str) -> AppResult<()> {
     let invalid = || AppError::bad_request("Invalid email address");
-    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if email.chars().count() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid());
     }
     let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
     let domain_ok = !domain.contains('@')
         && domain.contains('.')
         && domain.split('.').all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
-    if local.is_empty() || local.len() > 64 || !domain_ok {
+    if local.is_empty() || local.chars().count() > 64 || !domain_ok {
         return Err(invalid());
     }
     Ok(())
@@ -72,97 +65,137 @@ fn user_exists() -> AppError {
     AppError::conflict("User already exist")
 }
 
-/// Creates an account with a fresh peerId.
-pub async fn register(state: &AppState, username: &str, password: &str, email: &str) -> AppResult<()> {
+/// Creates an account with a fresh peerId and nonce. Every attempt counts
+/// against the client address's registration budget (and the email's), before
+/// the password is hashed.
+pub async fn register(state: &AppState, username: &str, password: &str, email: &str, client: &str) -> AppResult<()> {
     let email = email.trim();
     validate_username(username)?;
     validate_email(email)?;
     validate_password(password)?;
+    let s = &state.settings;
+    let (by_email, by_ip) = (format!("register:email:{}", email.to_lowercase()), format!("register:ip:{client}"));
+    if state.throttle.over_budget(&[(&by_ip, s.register_max_per_ip), (&by_email, s.login_max_failures_per_account)]).await? {
+        return Err(AppError::too_many_attempts());
+    }
     // Cheap early answer; the unique indexes still decide under concurrency.
     if state.db.username_or_email_taken(username, email).await? {
         return Err(user_exists());
     }
     let hash = state.hasher.hash(password).await?;
-    match state.db.insert_user(username, email, &hash, &new_peer_id(), crate::store::now_ms()).await? {
+    let nonce = random_hex(16);
+    match state.db.insert_user(username, email, &hash, &new_peer_id(), &nonce, crate::store::now_ms()).await? {
         InsertUser::Created(id) => {
-            tracing::info!(user_id = id, "account registered");
+            tracing::info!(user_id = id, %client, "account registered");
             Ok(())
         }
         InsertUser::Taken => Err(user_exists()),
     }
 }
 
-/// Throttle keys for a login route: the account and the client address.
-fn throttle_keys(route: &str, account: &str, client: &str) -> (String, String) {
-    (format!("{route}:account:{}", account.to_lowercase()), format!("{route}:ip:{client}"))
+/// The throttle keys of a credential check: the account (by id, so its
+/// username and its email share one budget; an unknown name by itself) and
+/// the client address.
+struct Keys {
+    account: String,
+    ip: String,
 }
 
-async fn check_throttle(state: &AppState, keys: &(String, String)) -> AppResult<()> {
-    let s = &state.settings;
-    if state.throttle.any_blocked(&[(&keys.0, s.login_max_failures_per_account), (&keys.1, s.login_max_failures_per_ip)]).await? {
-        return Err(AppError::too_many_attempts());
+impl Keys {
+    fn new(route: &str, account_id: Option<i64>, typed: &str, client: &str) -> Self {
+        let account = match account_id {
+            Some(id) => format!("{route}:account:{id}"),
+            None => format!("{route}:unknown:{}", typed.to_lowercase()),
+        };
+        Self { account, ip: format!("{route}:ip:{client}") }
     }
-    Ok(())
+
+    /// Counts this attempt first; 429 when the account or the address is past its budget.
+    async fn count(&self, state: &AppState) -> AppResult<()> {
+        let s = &state.settings;
+        let limits = [(self.account.as_str(), s.login_max_failures_per_account), (self.ip.as_str(), s.login_max_failures_per_ip)];
+        if state.throttle.over_budget(&limits).await? {
+            return Err(AppError::too_many_attempts());
+        }
+        Ok(())
+    }
+
+    /// The attempt succeeded: the account's count starts again, the address gets its attempt back.
+    async fn succeeded(&self, state: &AppState) -> AppResult<()> {
+        state.throttle.clear(&self.account).await?;
+        state.throttle.refund(&self.ip).await
+    }
 }
 
-async fn record_failure(state: &AppState, keys: &(String, String)) -> AppResult<()> {
-    state.throttle.record_all(&[&keys.0, &keys.1]).await
+fn token_account(a: &crate::store::db::Credentials) -> TokenAccount<'_> {
+    TokenAccount { id: a.id, nonce: &a.nonce, token_version: a.token_version }
 }
 
 /// Web/user login by username or email. Returns a `user` token.
 pub async fn login(state: &AppState, login: &str, password: &str, client: &str) -> AppResult<String> {
-    let keys = throttle_keys("login", login, client);
-    check_throttle(state, &keys).await?;
     let account = state.db.credentials_by_login(login).await?;
+    let keys = Keys::new("login", account.as_ref().map(|a| a.id), login, client);
+    keys.count(state).await?;
     let ok = state.hasher.verify(password, account.as_ref().map(|a| a.password_hash.as_str())).await?;
     match account {
         Some(a) if ok => {
-            state.throttle.clear(&keys.0).await?;
-            state.tokens.issue(a.id, TokenKind::User, a.token_version, None, state.settings.user_token_ttl_secs)
+            keys.succeeded(state).await?;
+            state.tokens.issue(&token_account(&a), TokenKind::User, None, state.settings.user_token_ttl_secs)
         }
-        _ => {
-            record_failure(state, &keys).await?;
-            Err(AppError::unauthorized("Invalid username or password"))
-        }
+        _ => Err(AppError::unauthorized("Invalid username or password")),
     }
 }
 
 /// Compares without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Android login with the account's peerId. Returns a `device` token.
 pub async fn device_login(state: &AppState, username: &str, peer_id: &str, client: &str) -> AppResult<String> {
-    let keys = throttle_keys("android_auth", username, client);
-    check_throttle(state, &keys).await?;
     let account = state.db.credentials_by_username(username).await?;
+    let keys = Keys::new("android_auth", account.as_ref().map(|a| a.id), username, client);
+    keys.count(state).await?;
     match account {
         Some(a) if constant_time_eq(a.peer_id.as_bytes(), peer_id.as_bytes()) => {
-            state.throttle.clear(&keys.0).await?;
+            keys.succeeded(state).await?;
             let ttl = state.settings.device_token_ttl_secs;
-            state.tokens.issue(a.id, TokenKind::Device, a.token_version, Some(&a.peer_id), ttl)
+            state.tokens.issue(&token_account(&a), TokenKind::Device, Some(&a.peer_id), ttl)
         }
-        _ => {
-            record_failure(state, &keys).await?;
-            Err(AppError::unauthorized("Invalid username or PeerID"))
-        }
+        _ => Err(AppError::unauthorized("Invalid username or PeerID")),
     }
 }
 
-/// Resolves a bearer token to its account, refusing bad, expired and revoked tokens.
+/// Resolves a bearer token to its account, refusing bad, expired and
+/// revoked tokens, and tokens of an account that no longer exists (a later
+/// account with the same id has another nonce).
 pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Principal> {
     let claims = state.tokens.decode(token)?;
     let user_id: i64 = claims.sub.parse().map_err(|_| AppError::token_invalid())?;
-    let subject = state.db.token_subject(user_id).await?.ok_or_else(AppError::token_invalid)?;
-    if subject.token_version != claims.ver {
+    let subject = state.db.token_subject(user_id, &claims.jti).await?.ok_or_else(AppError::token_invalid)?;
+    let same_account = !claims.non.is_empty() && constant_time_eq(subject.nonce.as_bytes(), claims.non.as_bytes());
+    if !same_account || subject.token_version != claims.ver || subject.revoked || claims.jti.is_empty() {
         return Err(AppError::token_invalid());
     }
     // A device token is bound to the peerId it was issued for.
     if claims.kind == TokenKind::Device && claims.pid.as_deref() != Some(state.tokens.peer_fingerprint(&subject.peer_id).as_str()) {
         return Err(AppError::token_invalid());
     }
-    Ok(Principal { user_id, username: subject.username, kind: claims.kind })
+    Ok(Principal {
+        user_id,
+        username: subject.username,
+        kind: claims.kind,
+        nonce: subject.nonce,
+        token_version: subject.token_version,
+        jti: claims.jti,
+        expires_at: claims.exp,
+    })
+}
+
+/// Ends the session of this token: it is refused from now on, whatever its expiry.
+pub async fn log_out(state: &AppState, who: &Principal) -> AppResult<()> {
+    state.db.revoke_token(&who.jti, who.expires_at.saturating_mul(1000), crate::store::now_ms()).await?;
+    Ok(())
 }
 
 /// The account as its page shows it: (username, email, peerId).
@@ -181,24 +214,30 @@ pub async fn rotate_peer_id(state: &AppState, who: &Principal) -> AppResult<Stri
     Ok(peer_id)
 }
 
-/// Changes the password after checking the current one; every older token
-/// is revoked. Returns a fresh user token for the session that asked.
-pub async fn change_password(state: &AppState, who: &Principal, current: &str, new: &str) -> AppResult<String> {
+/// Changes the password after checking the current one (throttled like a
+/// login); every older token and download link is revoked. Returns a fresh
+/// user token for the session that asked.
+pub async fn change_password(state: &AppState, who: &Principal, current: &str, new: &str, client: &str) -> AppResult<String> {
     who.require_user()?;
     let a = state.db.account(who.user_id).await?.ok_or_else(AppError::token_invalid)?;
+    let keys = Keys::new("password", Some(who.user_id), &who.username, client);
+    keys.count(state).await?;
     if !state.hasher.verify(current, Some(&a.password_hash)).await? {
+        tracing::warn!(target: "security", user_id = who.user_id, %client, "password change refused: wrong current password");
         return Err(AppError::bad_request("The current password is not right"));
     }
+    keys.succeeded(state).await?;
     validate_password(new)?;
     let hash = state.hasher.hash(new).await?;
     let version = state.db.set_password(who.user_id, &hash).await?;
-    tracing::info!(user_id = who.user_id, "password changed");
-    state.tokens.issue(who.user_id, TokenKind::User, version, None, state.settings.user_token_ttl_secs)
+    tracing::info!(target: "security", user_id = who.user_id, %client, "password changed");
+    let account = TokenAccount { id: who.user_id, nonce: &who.nonce, token_version: version };
+    state.tokens.issue(&account, TokenKind::User, None, state.settings.user_token_ttl_secs)
 }
 
 /// Deletes the account once `confirm` repeats its username: its files
 /// (objects no other account references), then every row.
-pub async fn delete_account(state: &AppState, who: &Principal, confirm: &str) -> AppResult<()> {
+pub async fn delete_account(state: &AppState, who: &Principal, confirm: &str, client: &str) -> AppResult<()> {
     who.require_user()?;
     if !confirm.trim().eq_ignore_ascii_case(&who.username) {
         return Err(AppError::bad_request("Type your username to confirm"));
@@ -207,7 +246,7 @@ pub async fn delete_account(state: &AppState, who: &Principal, confirm: &str) ->
         super::files::delete(state, who, &cid).await?;
     }
     state.db.delete_user(who.user_id).await?;
-    tracing::info!(user_id = who.user_id, "account deleted");
+    tracing::info!(target: "security", user_id = who.user_id, %client, "account deleted");
     Ok(())
 }
 
@@ -235,14 +274,17 @@ pub async fn history(state: &AppState, who: &Principal, days: i64) -> AppResult<
 
 pub async fn dashboard(state: &AppState, who: &Principal) -> AppResult<Dashboard> {
     let row = state.db.dashboard(who.user_id).await?.ok_or_else(AppError::token_invalid)?;
-    let data_uploaded = row.files_uploaded_bytes.saturating_add(row.peer_out);
-    let data_downloaded = row.files_downloaded_bytes.saturating_add(row.peer_in);
+    // Every figure stops at COUNTER_CAP: what a client reports can never
+    // make the dashboard overflow.
+    let cap = |n: i64| n.clamp(0, COUNTER_CAP);
+    let data_uploaded = cap(row.files_uploaded_bytes.saturating_add(row.peer_out));
+    let data_downloaded = cap(row.files_downloaded_bytes.saturating_add(row.peer_in));
     Ok(Dashboard {
         username: row.username,
         peer_id: row.peer_id,
         storage_rented_mb: row.storage_rented_mb,
         coins_earned: row.coins,
-        bandwidth_used: data_uploaded.saturating_add(data_downloaded),
+        bandwidth_used: cap(data_uploaded.saturating_add(data_downloaded)),
         data_uploaded,
         data_downloaded,
         space_used: row.space_used,

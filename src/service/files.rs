@@ -226,7 +226,7 @@ pub fn public_base(state: &AppState) -> String {
 pub async fn download_link(state: &AppState, who: &Principal, cid: &str) -> AppResult<String> {
     let cid = parse_cid(cid)?.to_string();
     let file = state.db.file_by_cid(who.user_id, &cid).await?.ok_or_else(not_stored)?;
-    let token = state.tokens.issue_download(who.user_id, &cid, state.settings.download_link_ttl_secs)?;
+    let token = state.tokens.issue_download(&who.token_account(), &cid, state.settings.download_link_ttl_secs)?;
     Ok(format!(
         "{}/ipfs/{cid}?filename={}&token={token}",
         public_base(state),
@@ -250,6 +250,13 @@ pub async fn open_download(state: &AppState, cid: &str, token: Option<&str>) -> 
         return Err(forbidden());
     }
     let owner_id: i64 = claims.sub.parse().map_err(|_| forbidden())?;
+    // The link's account must still be the one it was made for, with the
+    // same password (a change or reset revokes the links handed out before).
+    let owner = state.db.token_subject(owner_id, "").await?.ok_or_else(forbidden)?;
+    let same_account = !claims.non.is_empty() && super::accounts::constant_time_eq(owner.nonce.as_bytes(), claims.non.as_bytes());
+    if !same_account || owner.token_version != claims.ver {
+        return Err(forbidden());
+    }
     let file = state.db.file_by_cid(owner_id, &cid).await?.ok_or_else(|| AppError::not_found("File not found"))?;
     Ok(Download { owner_id, file })
 }

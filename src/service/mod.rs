@@ -19,6 +19,19 @@ pub struct Principal {
     pub user_id: i64,
     pub username: String,
     pub kind: TokenKind,
+    /// The account's nonce and token version, as the token carried them.
+    pub nonce: String,
+    pub token_version: i64,
+    /// The token's id and expiry (seconds), for revoking this session.
+    pub jti: String,
+    pub expires_at: i64,
+}
+
+impl Principal {
+    /// What a new token for this account carries.
+    pub fn token_account(&self) -> tokens::TokenAccount<'_> {
+        tokens::TokenAccount { id: self.user_id, nonce: &self.nonce, token_version: self.token_version }
+    }
 }
 
 impl Principal {

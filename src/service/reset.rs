@@ -59,10 +59,9 @@ pub async fn send_code(state: &AppState, email: &str, client: &str) -> AppResult
     let email = email.trim();
     let s = &state.settings;
     let (by_email, by_ip) = (format!("reset:email:{}", email.to_lowercase()), format!("reset:ip:{client}"));
-    if state.throttle.any_blocked(&[(&by_email, s.reset_max_requests_per_email), (&by_ip, s.reset_max_requests_per_ip)]).await? {
+    if state.throttle.over_budget(&[(&by_email, s.reset_max_requests_per_email), (&by_ip, s.reset_max_requests_per_ip)]).await? {
         return Err(too_many());
     }
-    state.throttle.record_all(&[&by_email, &by_ip]).await?;
     let user = state
         .db
         .user_by_email(email)
@@ -79,12 +78,16 @@ pub async fn send_code(state: &AppState, email: &str, client: &str) -> AppResult
     Ok(())
 }
 
-/// Checks the code and sets the new password, revoking every older token.
+/// Checks the code and sets the new password, revoking every older token
+/// and download link. Every attempt is counted first (against the email,
+/// known or not, and the client address, with the login budgets), so
+/// neither codes nor registered emails can be guessed without limit; a
+/// success gives the attempt back.
 pub async fn verify(state: &AppState, email: &str, code: &str, new_password: &str, client: &str) -> AppResult<()> {
     let email = email.trim();
     let s = &state.settings;
     let (by_email, by_ip) = (format!("verify:email:{}", email.to_lowercase()), format!("verify:ip:{client}"));
-    if state.throttle.any_blocked(&[(&by_email, s.login_max_failures_per_account), (&by_ip, s.login_max_failures_per_ip)]).await? {
+    if state.throttle.over_budget(&[(&by_email, s.login_max_failures_per_account), (&by_ip, s.login_max_failures_per_ip)]).await? {
         return Err(too_many());
     }
     let user = state
@@ -93,32 +96,28 @@ pub async fn verify(state: &AppState, email: &str, code: &str, new_password: &st
         .await?
         .ok_or_else(|| AppError::not_found("User email or username incorrect or does not exist"))?;
     validate_password(new_password)?;
-    let failed = || async {
-        match state.throttle.record_all(&[&by_email, &by_ip]).await {
-            Ok(()) => AppError::bad_request(OTP_FAILED),
-            Err(e) => e,
-        }
-    };
+    let failed = || AppError::bad_request(OTP_FAILED);
     let code = code.trim();
     let now = crate::store::now_ms();
-    let Some(pending) = state.db.reset_of(user.id).await? else { return Err(failed().await) };
+    let Some(pending) = state.db.reset_of(user.id).await? else { return Err(failed()) };
     if pending.expires_at <= now || pending.attempts >= s.otp_max_attempts {
-        return Err(failed().await);
+        return Err(failed());
     }
     let mac = code_mac(state, user.id, code);
     let matches = mac.len() == pending.code_hash.len()
         && mac.bytes().zip(pending.code_hash.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
     if !matches {
         state.db.wrong_guess(user.id, s.otp_max_attempts).await?;
-        return Err(failed().await);
+        return Err(failed());
     }
     let hash = state.hasher.hash(new_password).await?;
     // Consumed atomically: of two concurrent uses of one code, one wins.
     if !state.db.complete_reset(user.id, &mac, &hash, crate::store::now_ms(), s.otp_max_attempts).await? {
-        return Err(failed().await);
+        return Err(failed());
     }
     state.throttle.clear(&by_email).await?;
-    tracing::info!(user_id = user.id, "password reset");
+    state.throttle.refund(&by_ip).await?;
+    tracing::info!(target: "security", user_id = user.id, %client, "password reset");
     Ok(())
 }
 

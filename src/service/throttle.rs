@@ -28,38 +28,39 @@ impl Throttle {
         now_ms().saturating_sub(self.window_ms)
     }
 
-    /// True when `key` has used up `budget` failures in the current window.
+    /// True when `key` has used up `budget` attempts in the current window.
     pub async fn is_blocked(&self, key: &str, budget: u32) -> AppResult<bool> {
         Ok(self.db.throttle_failures(key, self.window_over_at()).await? >= i64::from(budget))
     }
 
-    /// True when any of the `(key, budget)` pairs is used up.
-    pub async fn any_blocked(&self, limits: &[(&str, u32)]) -> AppResult<bool> {
+    /// Counts one attempt against each `(key, budget)` first, then decides:
+    /// true when any key is now past its budget. Counting comes before the
+    /// work it guards (a password hash, a code check), in one atomic
+    /// statement per key, so parallel attempts cannot all slip past a check
+    /// made before any of them was counted.
+    pub async fn over_budget(&self, limits: &[(&str, u32)]) -> AppResult<bool> {
+        let mut over = false;
         for (key, budget) in limits {
-            if self.is_blocked(key, *budget).await? {
-                return Ok(true);
-            }
+            over |= self.record(key).await? > i64::from(*budget);
         }
-        Ok(false)
+        Ok(over)
     }
 
-    /// Counts one attempt against each key.
-    pub async fn record_all(&self, keys: &[&str]) -> AppResult<()> {
-        for key in keys {
-            self.record_failure(key).await?;
-        }
-        Ok(())
-    }
-
-    pub async fn record_failure(&self, key: &str) -> AppResult<()> {
+    /// Counts one attempt against `key`; returns the count of its window.
+    pub async fn record(&self, key: &str) -> AppResult<i64> {
         let now = now_ms();
         let over = now.saturating_sub(self.window_ms);
-        self.db.throttle_record(key, now, over).await?;
+        let count = self.db.throttle_record(key, now, over).await?;
         if self.recorded.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             let swept = self.db.throttle_sweep(over).await?;
             tracing::debug!(swept, "throttle windows swept");
         }
-        Ok(())
+        Ok(count)
+    }
+
+    /// Takes back one counted attempt (it succeeded).
+    pub async fn refund(&self, key: &str) -> AppResult<()> {
+        Ok(self.db.throttle_refund(key).await?)
     }
 
     pub async fn clear(&self, key: &str) -> AppResult<()> {
@@ -72,7 +73,7 @@ mod tests {
     use super::*;
 
     async fn throttle(window: Duration) -> (Throttle, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("peervault-throttle-{}", crate::service::accounts::random_hex(8)));
+        let dir = std::env::temp_dir().join(format!("peervault-throttle-{}", crate::service::tokens::random_hex(8)));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = format!("sqlite://{}", dir.join("t.db").display());
         let db = Db::connect(&url, 2).await.expect("database");
@@ -83,18 +84,20 @@ mod tests {
     async fn blocks_after_budget_and_recovers_after_window() {
         let (t, dir) = throttle(Duration::from_millis(300)).await;
         for _ in 0..3 {
-            assert!(!t.is_blocked("a", 3).await.unwrap());
-            t.record_failure("a").await.unwrap();
+            assert!(!t.over_budget(&[("a", 3)]).await.unwrap());
         }
         assert!(t.is_blocked("a", 3).await.unwrap());
         assert!(!t.is_blocked("b", 3).await.unwrap());
-        assert!(t.any_blocked(&[("b", 3), ("a", 3)]).await.unwrap());
+        assert!(t.over_budget(&[("b", 3), ("a", 3)]).await.unwrap());
         tokio::time::sleep(Duration::from_millis(350)).await;
         assert!(!t.is_blocked("a", 3).await.unwrap());
-        // A failure after the window starts a new one, counted from 1.
-        t.record_failure("a").await.unwrap();
+        // An attempt after the window starts a new one, counted from 1.
+        assert_eq!(t.record("a").await.unwrap(), 1);
         assert!(!t.is_blocked("a", 2).await.unwrap());
         assert!(t.is_blocked("a", 1).await.unwrap());
+        t.refund("a").await.unwrap();
+        assert!(!t.is_blocked("a", 1).await.unwrap());
+        t.record("a").await.unwrap();
         t.clear("a").await.unwrap();
         assert!(!t.is_blocked("a", 1).await.unwrap());
         let _ = std::fs::remove_dir_all(dir);
@@ -104,8 +107,8 @@ mod tests {
     async fn two_instances_on_one_database_count_together() {
         let (a, dir) = throttle(Duration::from_secs(60)).await;
         let b = Throttle::new(a.db.clone(), Duration::from_secs(60));
-        a.record_failure("k").await.unwrap();
-        b.record_failure("k").await.unwrap();
+        a.record("k").await.unwrap();
+        b.record("k").await.unwrap();
         assert!(a.is_blocked("k", 2).await.unwrap());
         assert!(b.is_blocked("k", 2).await.unwrap());
         let _ = std::fs::remove_dir_all(dir);

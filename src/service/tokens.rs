@@ -1,5 +1,7 @@
-//! HS256 JWTs carrying the account id, the token kind and the account's
-//! token version (bumping it revokes every older token).
+//! HS256 JWTs carrying the account id, the account's nonce (so a token
+//! never passes for another account that later gets the same id), the
+//! token kind, the account's token version (bumping it revokes every older
+//! token) and a token id (so one session can be revoked on its own).
 
 use crate::error::{AppError, AppResult};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -21,6 +23,12 @@ pub struct Claims {
     pub exp: i64,
     pub kind: TokenKind,
     pub ver: i64,
+    /// The account's nonce.
+    #[serde(default)]
+    pub non: String,
+    /// This token's id (random), for revoking one session.
+    #[serde(default)]
+    pub jti: String,
     /// Device tokens only: a fingerprint of the peerId they were issued for,
     /// so rotating the peerId revokes them (and nothing else).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,6 +39,12 @@ pub struct Claims {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DownloadClaims {
     pub sub: String,
+    /// The owner's nonce and token version when the link was made: a
+    /// password change (or reset) revokes the links handed out before it.
+    #[serde(default)]
+    pub non: String,
+    #[serde(default)]
+    pub ver: i64,
     pub cid: String,
     pub iat: i64,
     pub exp: i64,
@@ -39,6 +53,22 @@ pub struct DownloadClaims {
 }
 
 const DOWNLOAD_KIND: &str = "download";
+
+/// What a token names of its account.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenAccount<'a> {
+    pub id: i64,
+    pub nonce: &'a str,
+    pub token_version: i64,
+}
+
+/// `n` random bytes from the OS CSPRNG, hex-encoded.
+pub fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 pub struct TokenKeys {
     secret: Vec<u8>,
@@ -78,7 +108,7 @@ impl TokenKeys {
             Ok(text) if text.trim().len() >= MIN_SECRET_LEN => Ok(Self::from_secret(text.trim().as_bytes())),
             Ok(_) => Err(format!("{} is too short; delete it to generate a new one", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let secret = crate::service::accounts::random_hex(64);
+                let secret = random_hex(64);
                 write_private(&path, secret.as_bytes())
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 tracing::info!(path = %path.display(), "generated a new JWT secret");
@@ -89,10 +119,19 @@ impl TokenKeys {
     }
 
     /// A token for the account; `peer_id` binds a device token to the current peerId.
-    pub fn issue(&self, user_id: i64, kind: TokenKind, version: i64, peer_id: Option<&str>, ttl_secs: i64) -> AppResult<String> {
+    pub fn issue(&self, account: &TokenAccount<'_>, kind: TokenKind, peer_id: Option<&str>, ttl_secs: i64) -> AppResult<String> {
         let now = crate::store::now_ms() / 1000;
         let pid = peer_id.map(|p| self.peer_fingerprint(p));
-        let claims = Claims { sub: user_id.to_string(), iat: now, exp: now + ttl_secs, kind, ver: version, pid };
+        let claims = Claims {
+            sub: account.id.to_string(),
+            iat: now,
+            exp: now + ttl_secs,
+            kind,
+            ver: account.token_version,
+            non: account.nonce.to_owned(),
+            jti: random_hex(16),
+            pid,
+        };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
     }
 
@@ -120,9 +159,17 @@ impl TokenKeys {
         self.mac_hex(&format!("peer:{peer_id}"))[..16].to_owned()
     }
 
-    pub fn issue_download(&self, user_id: i64, cid: &str, ttl_secs: i64) -> AppResult<String> {
+    pub fn issue_download(&self, account: &TokenAccount<'_>, cid: &str, ttl_secs: i64) -> AppResult<String> {
         let now = crate::store::now_ms() / 1000;
-        let claims = DownloadClaims { sub: user_id.to_string(), cid: cid.to_owned(), iat: now, exp: now + ttl_secs, kind: DOWNLOAD_KIND.into() };
+        let claims = DownloadClaims {
+            sub: account.id.to_string(),
+            non: account.nonce.to_owned(),
+            ver: account.token_version,
+            cid: cid.to_owned(),
+            iat: now,
+            exp: now + ttl_secs,
+            kind: DOWNLOAD_KIND.into(),
+        };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
     }
 
@@ -156,16 +203,19 @@ mod tests {
     #[test]
     fn round_trip_and_tamper() {
         let keys = TokenKeys::from_secret(b"0123456789abcdef0123456789abcdef");
-        let t = keys.issue(7, TokenKind::Device, 3, Some("peer"), 60).unwrap();
+        let account = TokenAccount { id: 7, nonce: "n0", token_version: 3 };
+        let t = keys.issue(&account, TokenKind::Device, Some("peer"), 60).unwrap();
         let c = keys.decode(&t).unwrap();
-        assert_eq!((c.sub.as_str(), c.kind, c.ver), ("7", TokenKind::Device, 3));
+        assert_eq!((c.sub.as_str(), c.kind, c.ver, c.non.as_str()), ("7", TokenKind::Device, 3, "n0"));
+        assert_eq!(c.jti.len(), 32);
+        assert_ne!(c.jti, keys.decode(&keys.issue(&account, TokenKind::Device, Some("peer"), 60).unwrap()).unwrap().jti);
         assert_eq!(c.pid.as_deref(), Some(keys.peer_fingerprint("peer").as_str()));
         let other = TokenKeys::from_secret(b"another-secret-another-secret-xx");
         assert!(other.decode(&t).is_err());
-        let expired = keys.issue(7, TokenKind::User, 0, None, -1).unwrap();
+        let expired = keys.issue(&account, TokenKind::User, None, -1).unwrap();
         assert!(keys.decode(&expired).is_err());
         // link tokens and login tokens are not interchangeable
-        let link = keys.issue_download(7, "bafkx", 60).unwrap();
+        let link = keys.issue_download(&account, "bafkx", 60).unwrap();
         assert!(keys.decode(&link).is_err());
         assert!(keys.decode_download(&t).is_err());
         assert_eq!(keys.decode_download(&link).unwrap().cid, "bafkx");

@@ -19,6 +19,10 @@ const ADD_TRAFFIC: &str = "INSERT INTO traffic_daily (user_id, day, files_up, fi
      files_up = traffic_daily.files_up + excluded.files_up, files_down = traffic_daily.files_down + excluded.files_down, \
      peer_in = traffic_daily.peer_in + excluded.peer_in, peer_out = traffic_daily.peer_out + excluded.peer_out";
 
+/// Where byte counters stop growing: the largest integer a JSON client reads
+/// exactly (2^53 - 1). Sums that would pass it stay at it.
+pub const COUNTER_CAP: i64 = 9_007_199_254_740_991;
+
 /// The UTC day of a timestamp in ms.
 pub fn day_of(ms: i64) -> i64 {
     ms.div_euclid(86_400_000)
@@ -42,6 +46,49 @@ macro_rules! with_pool {
             Pool::Postgres($pool) => $body,
         }
     };
+}
+
+/// Makes SQLite's `users` ids AUTOINCREMENT, so the id of a deleted account
+/// is never given to a later one (plain `INTEGER PRIMARY KEY` reuses the
+/// highest id after a delete). SQLite cannot change a key column in place:
+/// the table is rebuilt from its own definition, on one connection with
+/// foreign keys off (else dropping the old table would cascade to every
+/// row referring to it), in one transaction, then checked. Runs once; a
+/// table that already is AUTOINCREMENT is left alone.
+async fn never_reuse_user_ids(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let table: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'users'")
+        .fetch_one(&mut *conn)
+        .await?;
+    if table.contains("AUTOINCREMENT") {
+        return Ok(());
+    }
+    let indexes: Vec<String> =
+        sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users' AND sql IS NOT NULL")
+            .fetch_all(&mut *conn)
+            .await?;
+    let rebuilt = table
+        .replacen("CREATE TABLE users", "CREATE TABLE users_rebuilt", 1)
+        .replacen("INTEGER PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT", 1);
+    sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
+    let result: Result<(), sqlx::Error> = async {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::query(&rebuilt).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO users_rebuilt SELECT * FROM users").execute(&mut *tx).await?;
+        sqlx::query("DROP TABLE users").execute(&mut *tx).await?;
+        sqlx::query("ALTER TABLE users_rebuilt RENAME TO users").execute(&mut *tx).await?;
+        for index in &indexes {
+            sqlx::query(index).execute(&mut *tx).await?;
+        }
+        let broken: Vec<sqlx::sqlite::SqliteRow> = sqlx::query("PRAGMA foreign_key_check").fetch_all(&mut *tx).await?;
+        if !broken.is_empty() {
+            return Err(sqlx::Error::Protocol(format!("{} rows lost their account in the rebuild", broken.len())));
+        }
+        tx.commit().await
+    }
+    .await;
+    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+    result
 }
 
 #[derive(Clone)]
@@ -80,6 +127,7 @@ pub struct Credentials {
     pub password_hash: String,
     pub peer_id: String,
     pub token_version: i64,
+    pub nonce: String,
 }
 
 /// What token verification needs of an account.
@@ -88,6 +136,9 @@ pub struct TokenSubject {
     pub username: String,
     pub token_version: i64,
     pub peer_id: String,
+    pub nonce: String,
+    /// The token's id is on the revoked list (its session was logged out).
+    pub revoked: bool,
 }
 
 /// What the account page shows.
@@ -195,6 +246,7 @@ impl Db {
                     .await
                     .map_err(|e| format!("cannot open database: {e}"))?;
                 SQLITE_MIGRATOR.run(&pool).await.map_err(|e| format!("migration failed: {e}"))?;
+                never_reuse_user_ids(&pool).await.map_err(|e| format!("migration failed: {e}"))?;
                 Pool::Sqlite(pool)
             }
             Backend::Postgres => {
@@ -233,18 +285,20 @@ impl Db {
         email: &str,
         password_hash: &str,
         peer_id: &str,
+        nonce: &str,
         now: i64,
     ) -> Result<InsertUser, sqlx::Error> {
         with_pool!(self, pool => {
             let res = sqlx::query(
-                "INSERT INTO users (username, email, password_hash, peer_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                "INSERT INTO users (username, email, password_hash, peer_id, created_at, nonce) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
             .bind(username)
             .bind(email)
             .bind(password_hash)
             .bind(peer_id)
             .bind(now)
+            .bind(nonce)
             .fetch_one(pool)
             .await;
             match res {
@@ -272,7 +326,7 @@ impl Db {
     pub async fn credentials_by_login(&self, login: &str) -> Result<Option<Credentials>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT id, username, password_hash, peer_id, token_version FROM users \
+                "SELECT id, username, password_hash, peer_id, token_version, nonce FROM users \
                  WHERE lower(username) = lower($1) OR lower(email) = lower($1) \
                  ORDER BY lower(username) = lower($1) DESC LIMIT 1",
             )
@@ -285,7 +339,7 @@ impl Db {
     pub async fn credentials_by_username(&self, username: &str) -> Result<Option<Credentials>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT id, username, password_hash, peer_id, token_version FROM users WHERE lower(username) = lower($1)",
+                "SELECT id, username, password_hash, peer_id, token_version, nonce FROM users WHERE lower(username) = lower($1)",
             )
             .bind(username)
             .fetch_optional(pool)
@@ -293,12 +347,32 @@ impl Db {
         })
     }
 
-    pub async fn token_subject(&self, user_id: i64) -> Result<Option<TokenSubject>, sqlx::Error> {
+    /// The account a token names, and whether the token's id (`jti`) was revoked.
+    pub async fn token_subject(&self, user_id: i64, jti: &str) -> Result<Option<TokenSubject>, sqlx::Error> {
         with_pool!(self, pool => {
-            sqlx::query_as("SELECT username, token_version, peer_id FROM users WHERE id = $1")
-                .bind(user_id)
-                .fetch_optional(pool)
+            sqlx::query_as(
+                "SELECT username, token_version, peer_id, nonce, \
+                   EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $2) AS revoked \
+                 FROM users WHERE id = $1",
+            )
+            .bind(user_id)
+            .bind(jti)
+            .fetch_optional(pool)
+            .await
+        })
+    }
+
+    /// Revokes one token (by its id) until it expires; forgets revocations
+    /// of tokens that have expired by `now`.
+    pub async fn revoke_token(&self, jti: &str, expires_at: i64, now: i64) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1").bind(now).execute(pool).await?;
+            sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
+                .bind(jti)
+                .bind(expires_at)
+                .execute(pool)
                 .await
+                .map(|_| ())
         })
     }
 
@@ -404,22 +478,31 @@ impl Db {
                    CASE WHEN b.total_out IS NULL OR $4 < b.total_out THEN $4 ELSE $4 - b.total_out END \
                  FROM (SELECT 1) one LEFT JOIN peer_bandwidth b ON b.user_id = $1 WHERE true \
                  ON CONFLICT (user_id, day) DO UPDATE SET \
-                   peer_in = traffic_daily.peer_in + excluded.peer_in, peer_out = traffic_daily.peer_out + excluded.peer_out",
+                   peer_in = CASE WHEN traffic_daily.peer_in > $5 - excluded.peer_in THEN $5 \
+                     ELSE traffic_daily.peer_in + excluded.peer_in END, \
+                   peer_out = CASE WHEN traffic_daily.peer_out > $5 - excluded.peer_out THEN $5 \
+                     ELSE traffic_daily.peer_out + excluded.peer_out END",
             )
             .bind(user_id)
             .bind(day_of(now))
             .bind(total_in)
             .bind(total_out)
+            .bind(COUNTER_CAP)
             .execute(&mut *tx)
             .await?;
             // The banking decision reads the stored row under the same write, so
-            // concurrent reports cannot lose a banked total.
+            // concurrent reports cannot lose a banked total. Banked sums stop
+            // at COUNTER_CAP ($7) instead of overflowing.
             sqlx::query(
                 "INSERT INTO peer_bandwidth (user_id, total_in, total_out, rate_in, rate_out, banked_in, banked_out, reported_at) \
                  VALUES ($1, $2, $3, $4, $5, 0, 0, $6) \
                  ON CONFLICT (user_id) DO UPDATE SET \
-                   banked_in  = peer_bandwidth.banked_in  + CASE WHEN excluded.total_in  < peer_bandwidth.total_in  THEN peer_bandwidth.total_in  ELSE 0 END, \
-                   banked_out = peer_bandwidth.banked_out + CASE WHEN excluded.total_out < peer_bandwidth.total_out THEN peer_bandwidth.total_out ELSE 0 END, \
+                   banked_in = CASE WHEN excluded.total_in >= peer_bandwidth.total_in THEN peer_bandwidth.banked_in \
+                     WHEN peer_bandwidth.banked_in > $7 - peer_bandwidth.total_in THEN $7 \
+                     ELSE peer_bandwidth.banked_in + peer_bandwidth.total_in END, \
+                   banked_out = CASE WHEN excluded.total_out >= peer_bandwidth.total_out THEN peer_bandwidth.banked_out \
+                     WHEN peer_bandwidth.banked_out > $7 - peer_bandwidth.total_out THEN $7 \
+                     ELSE peer_bandwidth.banked_out + peer_bandwidth.total_out END, \
                    total_in = excluded.total_in, total_out = excluded.total_out, \
                    rate_in = excluded.rate_in, rate_out = excluded.rate_out, reported_at = excluded.reported_at",
             )
@@ -429,6 +512,7 @@ impl Db {
             .bind(rate_in)
             .bind(rate_out)
             .bind(now)
+            .bind(COUNTER_CAP)
             .execute(&mut *tx)
             .await?;
             tx.commit().await
@@ -794,23 +878,36 @@ impl Db {
         })
     }
 
-    /// Counts one failure against `key`; a window that started at or before
-    /// `since` is over, and a new one starts `now` (one atomic statement, so
-    /// instances counting at once lose nothing).
-    pub async fn throttle_record(&self, key: &str, now: i64, since: i64) -> Result<(), sqlx::Error> {
+    /// Counts one attempt against `key` and returns the count of its window;
+    /// a window that started at or before `since` is over, and a new one
+    /// starts `now`. One atomic statement: attempts counted at once, on any
+    /// instance, each see a different count.
+    pub async fn throttle_record(&self, key: &str, now: i64, since: i64) -> Result<i64, sqlx::Error> {
         with_pool!(self, pool => {
-            sqlx::query(
+            let row = sqlx::query(
                 "INSERT INTO throttle (key, window_start, failures) VALUES ($1, $2, 1) \
                  ON CONFLICT (key) DO UPDATE SET \
                    failures = CASE WHEN throttle.window_start <= $3 THEN 1 ELSE throttle.failures + 1 END, \
-                   window_start = CASE WHEN throttle.window_start <= $3 THEN excluded.window_start ELSE throttle.window_start END",
+                   window_start = CASE WHEN throttle.window_start <= $3 THEN excluded.window_start ELSE throttle.window_start END \
+                 RETURNING failures",
             )
             .bind(key)
             .bind(now)
             .bind(since)
-            .execute(pool)
-            .await
-            .map(|_| ())
+            .fetch_one(pool)
+            .await?;
+            Ok(row.get(0))
+        })
+    }
+
+    /// Takes back one counted attempt of `key` (an attempt that succeeded).
+    pub async fn throttle_refund(&self, key: &str) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0")
+                .bind(key)
+                .execute(pool)
+                .await
+                .map(|_| ())
         })
     }
 
@@ -891,6 +988,10 @@ impl Drop for DbLock {
 mod tests {
     use super::*;
 
+    /// Migrations written per backend on purpose (random functions differ);
+    /// both sets must still have them.
+    const BACKEND_SPECIFIC: &[&str] = &["0006_account_nonce_and_revoked_sessions.sql"];
+
     /// The two migration sets differ only in how a row id is generated.
     #[test]
     fn migrations_are_kept_in_step() {
@@ -905,13 +1006,42 @@ mod tests {
         };
         assert_eq!(names("sqlite"), names("postgres"));
         assert!(!names("sqlite").is_empty());
-        for name in names("sqlite") {
+        for name in names("sqlite").into_iter().filter(|n| !BACKEND_SPECIFIC.contains(&n.as_str())) {
             let read = |backend: &str| std::fs::read_to_string(dir(backend).join(&name)).expect("migration");
             let sqlite = read("sqlite")
                 .replace("INTEGER PRIMARY KEY", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY")
                 .replace("so PostgreSQL can follow", "shared with migrations/sqlite");
             assert_eq!(sqlite, read("postgres"), "{name}");
         }
+    }
+
+    #[tokio::test]
+    async fn sqlite_user_ids_are_never_reused() {
+        let dir = std::env::temp_dir().join(format!("peervault-ids-{}", crate::service::tokens::random_hex(8)));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        let db = Db::connect(&url, 2).await.expect("database");
+        let add = |name: &'static str| {
+            let db = db.clone();
+            async move {
+                match db.insert_user(name, &format!("{name}@x.org"), "h", &format!("p-{name}"), "n", 0).await.expect("insert") {
+                    InsertUser::Created(id) => id,
+                    InsertUser::Taken => panic!("taken"),
+                }
+            }
+        };
+        let (a, b) = (add("alice").await, add("bob").await);
+        db.set_storage_rented(a, 5.0, 1).await.expect("pledge");
+        db.record_heartbeat(a, None, 1, 0, 5.0, 0.01, 0.0).await.expect("beat");
+        db.record_heartbeat(a, Some(1), 2, 1000, 5.0, 0.01, 1.0).await.expect("beat");
+        db.delete_user(b).await.expect("delete");
+        let c = add("carol").await;
+        assert!(c > b, "id {c} reuses a deleted one ({b})");
+        // a second start leaves the rebuilt table (and its rows) alone
+        drop(db);
+        let db = Db::connect(&url, 2).await.expect("database again");
+        assert_eq!(db.dashboard(a).await.expect("dashboard").expect("alice").coins, 1.0);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
