@@ -44,6 +44,8 @@ export default defineConfig({
       PEERVAULT_DATA_DIR: dataDir,
       RUST_LOG: 'warn',
       PEERVAULT_MAX_FILE_BYTES: String(8 * 1024 * 1024),
+      // every spec registers its users from 127.0.0.1
+      PEERVAULT_REGISTER_MAX_PER_IP: '1000000',
     },
   },
 });

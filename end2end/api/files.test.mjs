@@ -572,7 +572,9 @@ describe('POST /download_file', () => {
     assert.equal(m[3], 'report%201.txt');
     const jwt = decodeJwt(m[4]);
     assert.equal(jwt.header.alg, 'HS256');
-    assert.deepStrictEqual(Object.keys(jwt.payload).sort(), ['cid', 'exp', 'iat', 'kind', 'sub']);
+    // non + ver: the account's nonce and token version (a password change revokes the link)
+    assert.deepStrictEqual(Object.keys(jwt.payload).sort(), ['cid', 'exp', 'iat', 'kind', 'non', 'sub', 'ver']);
+    assert.equal(jwt.payload.non, decodeJwt(user.token).payload.non);
     assert.equal(jwt.payload.kind, 'download');
     assert.equal(jwt.payload.cid, file.cid);
     assert.equal(String(jwt.payload.sub), String(decodeJwt(user.token).payload.sub));
@@ -756,8 +758,8 @@ describe('GET /ipfs/{cid}', () => {
 
   it('a token we sign with the server secret and the link claims works (control for the forgeries below)', async () => {
     const { payload } = decodeJwt(new URL(small.url).searchParams.get('token'));
-    const token = signJwt(server.secret, { sub: payload.sub, cid: small.cid, iat: now(), exp: now() + 600, kind: 'download' });
-    const res = await fetchLink(server, withParam(small.url, 'token', token));
+    const claims = { sub: payload.sub, non: payload.non, ver: payload.ver, cid: small.cid, iat: now(), exp: now() + 600, kind: 'download' };
+    const res = await fetchLink(server, withParam(small.url, 'token', signJwt(server.secret, claims)));
     assert.equal(res.status, 200);
     assert.ok(res.raw.equals(small.bytes));
   });
@@ -774,7 +776,16 @@ describe('GET /ipfs/{cid}', () => {
     },
     'an expired token (signed with the server secret)': () => {
       const { payload } = decodeJwt(new URL(small.url).searchParams.get('token'));
-      return withParam(small.url, 'token', signJwt(server.secret, { sub: payload.sub, cid: small.cid, iat: now() - 7200, exp: now() - 3600, kind: 'download' }));
+      return withParam(small.url, 'token', signJwt(server.secret, { ...payload, iat: now() - 7200, exp: now() - 3600 }));
+    },
+    'a link without the account nonce (signed with the server secret)': () => {
+      const { payload } = decodeJwt(new URL(small.url).searchParams.get('token'));
+      const { non, ...rest } = payload;
+      return withParam(small.url, 'token', signJwt(server.secret, { ...rest, iat: now(), exp: now() + 600 }));
+    },
+    'a link with an older token version (signed with the server secret)': () => {
+      const { payload } = decodeJwt(new URL(small.url).searchParams.get('token'));
+      return withParam(small.url, 'token', signJwt(server.secret, { ...payload, ver: payload.ver + 1, iat: now(), exp: now() + 600 }));
     },
     'a token signed with another secret': () => {
       const { payload } = decodeJwt(new URL(small.url).searchParams.get('token'));

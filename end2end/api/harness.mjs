@@ -175,6 +175,9 @@ export async function startServer(envOverrides = {}, options = {}) {
     LEPTOS_SITE_ROOT: 'target/site',
     PEERVAULT_DATA_DIR: dataDir,
     PEERVAULT_JWT_SECRET: secret,
+    // Every test registers its users from 127.0.0.1: the registration budget
+    // per address is the subject of its own test, which sets it low.
+    PEERVAULT_REGISTER_MAX_PER_IP: '1000000',
     ...databaseFor(dataDir),
     ...bucketFor(dataDir),
     ...overrides,
@@ -891,4 +894,173 @@ export function codeFrom(message) {
     throw new Error(`expected exactly one 6-digit code in the mail to ${message.to}, found ${JSON.stringify(codes)}:\n${source}`);
   }
   return codes[0];
+}
+
+// ---------------------------------------------------------------------------
+// Server functions of the web UI (POST /api/<name>) and the session cookie
+// ---------------------------------------------------------------------------
+
+export const SESSION_COOKIE = 'peervault_session';
+
+/**
+ * POST /api/<name>: a server function of the web UI, its arguments
+ * form-encoded, asking for JSON back (as the page's script does).
+ * @param {{cookie?:string, headers?:Record<string,string>, localAddress?:string,
+ *   origin?:string|null, accept?:string, timeout?:number}} [opts]
+ *   cookie: the Cookie header (e.g. what webLogin returns);
+ *   origin: the Origin header, the server's own origin unless given (null: none);
+ *   accept: `text/html` to post the way a browser's plain form does;
+ *   headers: extra headers, overriding the ones above.
+ */
+export function serverFn(server, name, fields = {}, opts = {}) {
+  const { cookie, headers = {}, localAddress, origin = server.base, accept = 'application/json', timeout } = opts;
+  const form = new URLSearchParams();
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined) form.append(k, String(v));
+  const hdrs = { 'content-type': 'application/x-www-form-urlencoded', accept };
+  if (origin !== null) hdrs.origin = origin;
+  if (cookie !== undefined) hdrs.cookie = cookie;
+  for (const [k, v] of Object.entries(headers)) hdrs[k.toLowerCase()] = v;
+  return post(server, `/api/${name}`, { body: form.toString(), headers: hdrs, localAddress, timeout });
+}
+
+/** POST /api/<name> with a multipart body of `parts` (see `multipart`), e.g. upload_my_file. */
+export function serverFnMultipart(server, name, parts, opts = {}) {
+  const { cookie, headers = {}, localAddress, origin = server.base, timeout } = opts;
+  const { body, contentType } = multipart(parts);
+  const hdrs = { 'content-type': contentType, accept: 'application/json' };
+  if (origin !== null) hdrs.origin = origin;
+  if (cookie !== undefined) hdrs.cookie = cookie;
+  for (const [k, v] of Object.entries(headers)) hdrs[k.toLowerCase()] = v;
+  return post(server, `/api/${name}`, { body, headers: hdrs, localAddress, timeout });
+}
+
+/** The `peervault_session=<JWT>` a response sets (non-empty value), or null. */
+export function sessionCookieOf(res) {
+  const raw = res.headers['set-cookie'];
+  const list = Array.isArray(raw) ? raw : raw ? [raw] : [];
+  for (const c of list) {
+    const pair = c.split(';')[0].trim();
+    if (pair.startsWith(`${SESSION_COOKIE}=`) && pair.length > SESSION_COOKIE.length + 1) return pair;
+  }
+  return null;
+}
+
+/** The JWT inside a `peervault_session=<JWT>` cookie string. */
+export const cookieToken = (cookie) => cookie.slice(cookie.indexOf('=') + 1);
+
+/**
+ * Log in the way the web page does (POST /api/log_in); asserts 200 and a
+ * session cookie, returns `peervault_session=<JWT>` for the Cookie header.
+ */
+export async function webLogin(server, user, { localAddress, as = 'username' } = {}) {
+  const res = await serverFn(server, 'log_in', {
+    username: as === 'email' ? user.email : user.username, password: user.password,
+  }, { localAddress });
+  assert.equal(res.status, 200, `web login: ${res.status} ${res.text.slice(0, 300)}`);
+  const cookie = sessionCookieOf(res);
+  assert.ok(cookie, `web login set no ${SESSION_COOKIE} cookie: ${JSON.stringify(res.headers['set-cookie'])}`);
+  return cookie;
+}
+
+/**
+ * Assert a server function's error: the real HTTP status and a JSON body
+ * whose `message` is exactly `message` (and whose `status`, if present, is
+ * that status).
+ */
+export function assertFnError(res, status, message) {
+  const ctx = `(got ${res.status} ${res.headers['content-type'] ?? '<no content-type>'}: ${res.text.slice(0, 500)})`;
+  assert.equal(res.status, status, `status ${ctx}`);
+  assert.ok(res.json !== null && typeof res.json === 'object', `body is not a JSON object ${ctx}`);
+  assert.equal(res.json.message, message, `message ${ctx}`);
+  if (res.json.status !== undefined) assert.equal(res.json.status, status, `"status" field ${ctx}`);
+  return res.json;
+}
+
+// ---------------------------------------------------------------------------
+// Server memory and streamed request bodies
+// ---------------------------------------------------------------------------
+
+/** The server process's peak resident set size (VmHWM), in bytes. */
+export function peakRss(server) {
+  const status = fs.readFileSync(`/proc/${server.proc.pid}/status`, 'utf8');
+  const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(status);
+  assert.ok(m, `no VmHWM in /proc/${server.proc.pid}/status`);
+  return Number(m[1]) * 1024;
+}
+
+/**
+ * Resets the server's peak RSS to its current RSS (Linux ≥ 4.0, writing 5 to
+ * clear_refs), so the next peakRss() shows what happened since. Returns
+ * false where that is not allowed (then peakRss() only ever grows).
+ */
+export function resetPeakRss(server) {
+  try { fs.writeFileSync(`/proc/${server.proc.pid}/clear_refs`, '5'); return true; } catch { return false; }
+}
+
+/**
+ * A request whose body is `head`, then `fillBytes` bytes of `fill` (a
+ * one-byte string), then `tail`, written in 1 MiB chunks as the socket takes
+ * them, so the test never holds the body in memory. Writing stops once the
+ * answer has begun; a write error after that (the server answered and
+ * closed before reading everything) is not a failure.
+ * @returns {Promise<{status:number, headers:Record<string,string|string[]>, text:string, json:any}>}
+ */
+export function streamedRequest(server, method, urlPath, { headers = {}, head = '', fill = 'a', fillBytes = 0, tail = '', localAddress, timeout = REQUEST_TIMEOUT_MS } = {}) {
+  const url = new URL(urlPath, server.base);
+  const headBuf = Buffer.isBuffer(head) ? head : Buffer.from(head, 'utf8');
+  const tailBuf = Buffer.isBuffer(tail) ? tail : Buffer.from(tail, 'utf8');
+  const hdrs = {};
+  for (const [k, v] of Object.entries(headers)) hdrs[k.toLowerCase()] = v;
+  hdrs['content-length'] = String(headBuf.length + fillBytes + tailBuf.length);
+  const chunk = Buffer.alloc(1024 * 1024, fill);
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    let answered = false;
+    const req = http.request({
+      method, hostname: url.hostname, port: url.port, path: url.pathname + url.search,
+      headers: hdrs, agent: false, localAddress, timeout,
+    }, (res) => {
+      answered = true;
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('error', (e) => { if (!settled) { settled = true; reject(e); } });
+      res.on('end', () => {
+        if (settled) return;
+        settled = true;
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed;
+        try { parsed = JSON.parse(text); } catch { parsed = undefined; }
+        resolve({ status: res.statusCode, headers: res.headers, text, json: parsed });
+        req.destroy(); // the rest of the body is not sent
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${urlPath}: no answer within ${timeout} ms`)));
+    req.on('error', (e) => {
+      if (settled || answered) return;
+      settled = true;
+      if (['EPIPE', 'ECONNRESET'].includes(e.code)) {
+        e.message = `${method} ${urlPath}: the connection was reset before any answer arrived (${e.code}): `
+          + 'a server that answers early must still read on (or shut down its side gracefully) so the client gets the answer';
+      }
+      reject(e);
+    });
+    const stopped = () => answered || settled || req.destroyed;
+    const drained = () => new Promise((r) => {
+      const done = () => { req.off('drain', done); req.off('close', done); r(); };
+      req.on('drain', done);
+      req.on('close', done);
+    });
+    (async () => {
+      if (!req.write(headBuf)) await drained();
+      let left = fillBytes;
+      while (left > 0) {
+        if (stopped()) return;
+        const n = Math.min(left, chunk.length);
+        left -= n;
+        if (!req.write(n === chunk.length ? chunk : chunk.subarray(0, n))) await drained();
+      }
+      if (stopped()) return;
+      req.end(tailBuf);
+    })();
+  });
 }
