@@ -297,18 +297,13 @@ describe('POST /verify_otp', () => {
     await assertLoginFails(server, user, user.password);
   });
 
-  it('accepts the code as a JSON number', async () => {
+  it('accepts the code as a JSON number (leading zeros dropped, as a number has them)', async () => {
     const user = await registerUser(server);
-    // a code with a leading zero has no 6-digit numeric form: ask again (at most 4 requests, under the budget of 5)
-    let code;
-    for (let i = 0; i < 4; i += 1) {
-      ({ code } = await requestCode(server, smtp, user.email));
-      if (!code.startsWith('0')) break;
-    }
-    assert.ok(!code.startsWith('0'), 'four codes in a row began with 0');
+    // Whatever the code is: "012345" goes as 12345, and the server pads it back to six digits.
+    const { code } = await requestCode(server, smtp, user.email);
     const pw = newPassword();
     const res = await post(server, '/verify_otp', {
-      body: `{"email":${JSON.stringify(user.email)},"otp":${code},"password":${JSON.stringify(pw)}}`,
+      body: `{"email":${JSON.stringify(user.email)},"otp":${Number(code)},"password":${JSON.stringify(pw)}}`,
       headers: { 'content-type': 'application/json' }, localAddress: uniqueIp(),
     });
     assertJson(res, 200, PASSED);
