@@ -39,7 +39,7 @@ SERVER_BIN := target/release/$(NAME)
 WASM_OUT := target/wasm32-unknown-unknown/$(WASM_PROFILE)/$(NAME).wasm
 SERVER_FLAGS := --no-default-features --features ssr --release
 
-.PHONY: help run build wasm site server tools test-tools test test-unit test-content test-api test-api-scaled test-cluster test-browser bench clean
+.PHONY: help run build wasm site server tools test-tools test test-unit test-content test-api test-fuzz test-api-scaled test-cluster test-browser bench clean
 
 help:
 	@echo "make run    - build and serve peervault on http://$(SITE_ADDR) (data in ./data)"
@@ -63,7 +63,16 @@ $(SMTP_VENV)/bin/aiosmtpd:
 	python3 -m venv $(SMTP_VENV)
 	$(SMTP_VENV)/bin/pip install --quiet --disable-pip-version-check aiosmtpd==1.4.6
 
-test-tools: tools $(SMTP_VENV)/bin/aiosmtpd
+# The API fuzzer (schemathesis, from PyPI); the stamp reinstalls it when the pin changes.
+SCHEMATHESIS_VERSION := 4.32.5
+FUZZ_VENV := target/fuzz-venv
+FUZZ_STAMP := $(FUZZ_VENV)/.schemathesis-$(SCHEMATHESIS_VERSION)
+$(FUZZ_STAMP):
+	python3 -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
+	@touch $@
+
+test-tools: tools $(SMTP_VENV)/bin/aiosmtpd $(FUZZ_STAMP)
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v psql >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
@@ -97,7 +106,7 @@ LOGS := target/test-logs
 
 test: test-tools build
 	@rm -rf $(LOGS); mkdir -p $(LOGS)
-	$(MAKE) --no-print-directory test-unit test-content test-api test-api-scaled test-cluster test-browser
+	$(MAKE) --no-print-directory test-unit test-content test-api test-fuzz test-api-scaled test-cluster test-browser
 	scripts/wasm-size.sh --max 512000
 	@scripts/test-summary.sh $(LOGS)
 
@@ -118,6 +127,12 @@ test-content:
 
 test-api:
 	$(call node_suite,end2end/api/,api)
+
+# schemathesis against the release server's /openapi.json (scripts/fuzz-api.sh):
+# every check, the stateful phase, a fixed seed; any failure fails the target.
+test-fuzz: $(FUZZ_STAMP)
+	@mkdir -p $(LOGS)
+	FUZZ_VENV=$(FUZZ_VENV) LOGS=$(LOGS) scripts/fuzz-api.sh 2>&1 | tee $(LOGS)/fuzz.log
 
 # The same HTTP suite scaled out: every server on a PostgreSQL database and an
 # S3 bucket (throwaway PostgreSQL and SeaweedFS servers on loopback).
