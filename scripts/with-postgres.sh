@@ -29,10 +29,13 @@ trap stop EXIT
 
 "${as_pg[@]}" "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
-"${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-  -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+opts="-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+"${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o "$opts" \
   >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
 
 export PEERVAULT_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port/postgres"
+# For the fault tests: stop the server (connections refused), start it again.
+export PEERVAULT_TEST_POSTGRES_STOP="${as_pg[*]} $bindir/pg_ctl -D $dir/data -m fast -w stop"
+export PEERVAULT_TEST_POSTGRES_START="${as_pg[*]} $bindir/pg_ctl -D $dir/data -l $dir/server.log -w -t 60 start -o '$opts'"
 echo "with-postgres: PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port" >&2
 "$@"

@@ -38,6 +38,8 @@ stop() {
     kill -KILL -- "-$pid" 2>/dev/null || true  # it takes seconds to stop on SIGTERM
     wait "$pid" 2>/dev/null || true
   fi
+  # the server scripts/weed-ctl.sh started again, if any
+  if [ -s "$dir/weed.pgid" ]; then kill -KILL -- "-$(cat "$dir/weed.pgid")" 2>/dev/null || true; fi
   # weed also listens on these Unix sockets, always under /tmp.
   if [ -n "$s3_port" ]; then
     rm -f "/tmp/seaweedfs-master-grpc-$((master_port + 10000)).sock" "/tmp/seaweedfs-volume-grpc-$((volume_port + 10000)).sock" \
@@ -77,15 +79,21 @@ EOF
 # directory with HOME there, so that no filer.toml, security.toml... of this
 # machine is read. Volumes grow one at a time, up to 32 MB each, and are not
 # preallocated: the data directory holds what was written.
-(cd "$dir" && HOME=$dir WEED_MASTER_VOLUME_GROWTH_COPY_1=1 exec setsid "$weed" server \
-  -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-  -master.port="$master_port" -master.volumeSizeLimitMB=32 -master.telemetry=false \
-  -volume.port="$volume_port" -volume.max=100 -volume.preStopSeconds=0 \
-  -filer -filer.port="$filer_port" -filer.localSocket="$dir/filer.sock" \
-  -s3 -s3.port="$s3_port" -s3.config="$dir/s3.json" -s3.autoCreateBucket=false \
-  -s3.localSocket="$dir/s3.sock" -s3.port.iceberg=0 -s3.port.lance=0 \
-  </dev/null >"$dir/weed.log" 2>&1) &
-pid=$!
+# Started by a function that scripts/weed-ctl.sh can run again (the fault
+# tests stop the server and start it on the same ports and data).
+weed_start() {
+  (cd "$dir" && HOME=$dir WEED_MASTER_VOLUME_GROWTH_COPY_1=1 exec setsid "$weed" server \
+    -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -master.port="$master_port" -master.volumeSizeLimitMB=32 -master.telemetry=false \
+    -volume.port="$volume_port" -volume.max=100 -volume.preStopSeconds=0 \
+    -filer -filer.port="$filer_port" -filer.localSocket="$dir/filer.sock" \
+    -s3 -s3.port="$s3_port" -s3.config="$dir/s3.json" -s3.autoCreateBucket=false \
+    -s3.localSocket="$dir/s3.sock" -s3.port.iceberg=0 -s3.port.lance=0 \
+    </dev/null >>"$dir/weed.log" 2>&1) &
+  echo $! >"$dir/weed.pgid"
+}
+weed_start
+pid=$(cat "$dir/weed.pgid")
 
 endpoint=http://127.0.0.1:$s3_port
 filer=http://127.0.0.1:$filer_port
@@ -123,5 +131,7 @@ rm -f "$dir/out"
 
 export AWS_ENDPOINT=$endpoint AWS_ACCESS_KEY_ID=$access_key AWS_SECRET_ACCESS_KEY=$secret_key \
   AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true PEERVAULT_TEST_S3_BUCKET=$bucket PEERVAULT_TEST_S3_FILER=$filer
+{ declare -p dir weed bucket master_port volume_port filer_port s3_port access_key secret_key; declare -f weed_start; } >"$dir/ctl.env"
+export PEERVAULT_TEST_S3_CTL_ENV=$dir/ctl.env PEERVAULT_TEST_S3_CTL=$root/scripts/weed-ctl.sh
 echo "with-s3: SeaweedFS $version, S3 on $endpoint (bucket $bucket), filer on $filer" >&2
 "$@"

@@ -78,6 +78,9 @@ pub struct Settings {
     pub header_read_timeout_secs: u64,
     /// Seconds a request body may go without sending a byte.
     pub body_timeout_secs: u64,
+    /// Seconds to wait for a dependency (a PostgreSQL connection, the S3
+    /// bucket, retries included) before answering 503.
+    pub dependency_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -115,6 +118,7 @@ impl Default for Settings {
             register_max_per_ip: 20,
             header_read_timeout_secs: 30,
             body_timeout_secs: 60,
+            dependency_timeout_secs: 2,
         }
     }
 }
@@ -198,6 +202,7 @@ impl Settings {
             ("coin_rate", self.coin_rate.is_finite() && self.coin_rate >= 0.0),
             ("header_read_timeout_secs", self.header_read_timeout_secs > 0),
             ("body_timeout_secs", self.body_timeout_secs > 0),
+            ("dependency_timeout_secs", self.dependency_timeout_secs > 0),
         ];
         match positive.iter().find(|(_, ok)| !ok) {
             Some((name, _)) => Err(format!("setting {name} is out of range")),

@@ -47,6 +47,24 @@ impl AppError {
     pub fn token_invalid() -> Self {
         Self::unauthorized("Token is invalid")
     }
+    /// A dependency (the database, the object store) is out of reach: 503
+    /// with `Retry-After`. The cause is logged, never sent.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        #[cfg(feature = "ssr")]
+        tracing::error!(%cause, "dependency unavailable");
+        #[cfg(not(feature = "ssr"))]
+        let _ = cause;
+        Self::new(503, UNAVAILABLE)
+    }
+    /// The server's disk (or bucket) is full: 507. The cause (the OS error
+    /// and the path) is logged, never sent.
+    pub fn no_space(cause: impl std::fmt::Display) -> Self {
+        #[cfg(feature = "ssr")]
+        tracing::error!(%cause, "out of storage space");
+        #[cfg(not(feature = "ssr"))]
+        let _ = cause;
+        Self::new(507, "Not enough storage space on the server")
+    }
     /// A failure the client cannot fix. The cause is logged, never sent.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         #[cfg(feature = "ssr")]
@@ -56,6 +74,11 @@ impl AppError {
         Self::new(500, "Internal server error")
     }
 }
+
+/// What a 503 says.
+pub const UNAVAILABLE: &str = "Service temporarily unavailable";
+/// Seconds a 503 asks the client to wait before trying again.
+pub const RETRY_AFTER_SECS: u32 = 5;
 
 /// How the body timeout's error reads (tower-http's `TimeoutError`).
 const BODY_TIMED_OUT_CAUSE: &str = "data was not received within the designated timeout";
@@ -82,6 +105,9 @@ impl leptos::server_fn::error::FromServerFnError for AppError {
 }
 
 #[cfg(feature = "ssr")]
+pub use ssr::retry_after;
+
+#[cfg(feature = "ssr")]
 mod ssr {
     use super::AppError;
     use axum::http::StatusCode;
@@ -96,7 +122,28 @@ mod ssr {
     impl AppError {
         pub fn into_response_json(self) -> Response {
             let status = self.status_code();
-            (status, axum::Json(serde_json::json!({ "message": self.message }))).into_response()
+            let mut res = (status, axum::Json(serde_json::json!({ "message": self.message }))).into_response();
+            retry_after(&mut res);
+            res
+        }
+
+        /// A storage failure: a full disk is 507, an unreachable store 503,
+        /// anything else 500; the OS error is logged.
+        pub fn storage(e: std::io::Error) -> Self {
+            use std::io::ErrorKind as K;
+            match e.kind() {
+                K::StorageFull | K::QuotaExceeded | K::FileTooLarge => AppError::no_space(e),
+                K::ConnectionRefused | K::ConnectionReset | K::ConnectionAborted | K::NotConnected | K::TimedOut | K::BrokenPipe
+                | K::HostUnreachable | K::NetworkUnreachable => AppError::unavailable(format_args!("object store: {e}")),
+                _ => AppError::internal(format_args!("storage: {e}")),
+            }
+        }
+    }
+
+    /// A 503 says when to try again.
+    pub fn retry_after(res: &mut Response) {
+        if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(super::RETRY_AFTER_SECS));
         }
     }
 
@@ -107,8 +154,27 @@ mod ssr {
     }
 
     impl From<sqlx::Error> for AppError {
+        /// The database out of reach (no connection within the acquire
+        /// timeout, a dropped connection, a server shutting down) is 503; a
+        /// full disk under it is 507; anything else 500.
         fn from(e: sqlx::Error) -> Self {
-            AppError::internal(format_args!("database: {e}"))
+            use sqlx::Error as E;
+            let db = e.as_database_error();
+            let code = db.and_then(|d| d.code()).map(|c| c.into_owned()).unwrap_or_default();
+            let on_sqlite = db.is_some_and(|d| d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some());
+            // SQLITE_FULL (13) and its extended codes.
+            let sqlite_full = on_sqlite && code.parse::<i32>().is_ok_and(|c| c & 0xff == 13);
+            let pg_code = if db.is_some() && !on_sqlite { code.as_str() } else { "" };
+            match &e {
+                E::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => AppError::no_space(format_args!("database: {e}")),
+                _ if sqlite_full || pg_code == "53100" => AppError::no_space(format_args!("database: {e}")),
+                E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed => {
+                    AppError::unavailable(format_args!("database: {e}"))
+                }
+                // PostgreSQL: connection exceptions (08…), the server shutting down or starting (57P…).
+                _ if pg_code.starts_with("08") || pg_code.starts_with("57P") => AppError::unavailable(format_args!("database: {e}")),
+                _ => AppError::internal(format_args!("database: {e}")),
+            }
         }
     }
 }

@@ -153,14 +153,15 @@ async fn serve() -> Result<(), String> {
 
     let data_dir = settings.data_dir();
     create_private_dir(&data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    let db = Db::connect(&settings.database_url(), settings.db_max_connections).await?;
+    let dependency_timeout = Duration::from_secs(settings.dependency_timeout_secs);
+    let db = Db::connect(&settings.database_url(), settings.db_max_connections, dependency_timeout).await?;
     let tokens = TokenKeys::load(&data_dir)?;
     let hasher = Hasher::new(&settings)?;
     let throttle = Throttle::new(db.clone(), Duration::from_secs(settings.throttle_window_secs));
     let blobs: Arc<dyn BlobStore> = if settings.blob_url.trim().is_empty() {
         Arc::new(LocalBlobs::open(&data_dir.join("blobs")).map_err(|e| format!("cannot open the blob store: {e}"))?)
     } else {
-        let s3 = S3Blobs::open(settings.blob_url.trim(), &data_dir.join("staging")).await?;
+        let s3 = S3Blobs::open(settings.blob_url.trim(), &data_dir.join("staging"), dependency_timeout).await?;
         tracing::info!(location = %s3.location, "files are stored in S3");
         Arc::new(s3)
     };

@@ -205,7 +205,9 @@ pub async fn server_fn_status(req: Request, next: Next) -> Response {
     if let Some(status) = status.filter(|s| s.is_client_error() || s.is_server_error()) {
         parts.status = status;
     }
-    Response::from_parts(parts, Body::from(bytes))
+    let mut res = Response::from_parts(parts, Body::from(bytes));
+    crate::error::retry_after(&mut res);
+    res
 }
 
 /// A 405 (a known path, another method) says so in JSON, keeping `Allow`.

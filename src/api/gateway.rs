@@ -300,13 +300,13 @@ async fn serve(state: &AppState, cid: &str, query: GatewayQuery, method: &Method
                 return response.body(Body::empty()).map_err(AppError::internal);
             }
             // Opened before the status line goes out: a store that cannot
-            // be read is a plain 500, not a response cut short.
+            // be read is a plain 503 (or 500), not a response cut short.
             let blobs = state.blobs.clone();
             let key = file.cid.clone();
             let mut reader = tokio::task::spawn_blocking(move || blobs.open_range(&key, start, len)?.ok_or_else(missing_object))
                 .await
                 .map_err(AppError::internal)?
-                .map_err(AppError::internal)?;
+                .map_err(AppError::storage)?;
             let body = blocking_body(state, owner_id, move |out| io::copy(&mut reader, out).map(|_| ()));
             response.body(body).map_err(AppError::internal)
         }
@@ -358,7 +358,7 @@ async fn serve(state: &AppState, cid: &str, query: GatewayQuery, method: &Method
                     tokio::task::spawn_blocking(move || root_block(&st, &root, size))
                         .await
                         .map_err(AppError::internal)?
-                        .map_err(AppError::internal)?,
+                        .map_err(AppError::storage)?,
                 )
             };
             let len = block.as_ref().map_or(size, |b| b.len() as u64);

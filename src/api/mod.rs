@@ -60,22 +60,48 @@ pub struct TokenResponse {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
+    /// `ok`, or `unavailable` when a dependency is out of reach.
     pub status: String,
+    /// When unavailable: `ok` or `unavailable`, for the database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// When unavailable: `ok` or `unavailable`, for the file store (local files or the S3 bucket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "ops",
     responses(
-        (status = 200, description = "Serving, database reachable", body = Health, example = json!({"status": "ok"})),
-        (status = 503, description = "Database unreachable", body = Health, example = json!({"status": "unavailable"})),
+        (status = 200, description = "Serving; database and file store reachable", body = Health, example = json!({"status": "ok"})),
+        (status = 503, description = "A dependency is out of reach; says which (with Retry-After)", body = Health,
+            example = json!({"status": "unavailable", "database": "unavailable", "storage": "ok"})),
     ))]
-pub async fn healthz(State(state): State<AppState>) -> (axum::http::StatusCode, Json<Health>) {
-    match state.db.ping().await {
-        Ok(()) => (axum::http::StatusCode::OK, Json(Health { status: "ok".into() })),
-        Err(e) => {
-            tracing::error!(error = %e, "health check failed");
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "unavailable".into() }))
-        }
+pub async fn healthz(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let wait = std::time::Duration::from_secs(state.settings.dependency_timeout_secs);
+    let database = match tokio::time::timeout(wait, state.db.ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("no answer in time".to_owned()),
+    };
+    // A lookup of an object that does not exist: the store answers "no" when it is there.
+    let blobs = state.blobs.clone();
+    let probe = tokio::time::timeout(wait * 2, tokio::task::spawn_blocking(move || blobs.contains("healthprobe")));
+    let storage = match probe.await {
+        Ok(Ok(Ok(_))) => None,
+        Ok(Ok(Err(e))) => Some(e.to_string()),
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("no answer in time".to_owned()),
+    };
+    if database.is_none() && storage.is_none() {
+        return (axum::http::StatusCode::OK, Json(Health { status: "ok".into(), database: None, storage: None })).into_response();
     }
+    tracing::error!(database = ?database, storage = ?storage, "health check failed");
+    let word = |failed: &Option<String>| if failed.is_some() { "unavailable" } else { "ok" }.to_owned();
+    let body = Health { status: "unavailable".into(), database: Some(word(&database)), storage: Some(word(&storage)) };
+    let mut res = (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    crate::error::retry_after(&mut res);
+    res
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -176,13 +176,13 @@ const DRAIN_MAX_BYTES: u64 = 256 * 1024 * 1024;
 const DRAIN_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Uploads from `parts` (see [`upload_parts`]). A body refused (too large,
-/// or a part over its limit) is read on (up to 256 MiB or 30 s more, then dropped) before the answer
+/// a part over its limit, no space left) is read on (up to 256 MiB or 30 s more, then dropped) before the answer
 /// goes out: a client still sending when the server closes the connection
 /// sees a reset instead of the 413 and its message, and a browser's plain
 /// form post would show its own error page.
 pub async fn upload(state: &AppState, who: &Principal, mut parts: Multipart<'_>) -> AppResult<files::Uploaded> {
     let result = upload_parts(state, who, &mut parts).await;
-    if matches!(&result, Err(e) if e.status == 413 || e.status == 400) {
+    if result.is_err() {
         let _ = tokio::time::timeout(DRAIN_MAX_TIME, drain(&mut parts)).await;
     }
     result

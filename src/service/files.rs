@@ -81,10 +81,11 @@ where
     }
     .await
     .map_err(AppError::internal)?
-    .map_err(AppError::internal)?;
-    let worker = tokio::task::spawn_blocking(move || import_worker(staged, rx));
+    .map_err(AppError::storage)?;
+    let mut worker = tokio::task::spawn_blocking(move || import_worker(staged, rx));
 
     let mut size: u64 = 0;
+    let mut worker_ended = false;
     let outcome = loop {
         match body.next().await {
             None => break Ok(()),
@@ -98,7 +99,13 @@ where
                     break Err(over_quota());
                 }
                 if tx.send(Some(bytes)).await.is_err() {
-                    break Err(AppError::internal("import worker stopped"));
+                    // The worker failed (a full disk, the store out of reach): its error says why.
+                    worker_ended = true;
+                    break Err(match (&mut worker).await {
+                        Ok(Err(e)) => AppError::storage(e),
+                        Ok(Ok(_)) => AppError::internal("import worker stopped"),
+                        Err(e) => AppError::internal(e),
+                    });
                 }
             }
         }
@@ -107,12 +114,14 @@ where
         Ok(()) => {
             let _ = tx.send(None).await;
             drop(tx);
-            let (staged, imported, car_cid) = worker.await.map_err(AppError::internal)?.map_err(AppError::internal)?;
+            let (staged, imported, car_cid) = worker.await.map_err(AppError::internal)?.map_err(AppError::storage)?;
             Ok(Ingested { staged, cid: imported.root, car_cid, size: imported.size })
         }
         Err(e) => {
             drop(tx); // the worker sees the channel close without an end mark and discards
-            let _ = worker.await;
+            if !worker_ended {
+                let _ = worker.await;
+            }
             Err(e)
         }
     }
@@ -148,7 +157,7 @@ pub async fn commit(state: &AppState, who: &Principal, ingested: Ingested, name:
     let _guard = state.cid_locks.lock(&state.db, &cid).await?;
     {
         let key = cid.clone();
-        tokio::task::spawn_blocking(move || staged.commit(&key)).await.map_err(AppError::internal)?.map_err(AppError::internal)?;
+        tokio::task::spawn_blocking(move || staged.commit(&key)).await.map_err(AppError::internal)?.map_err(AppError::storage)?;
     }
     let row = NewFile {
         user_id: who.user_id,
@@ -176,7 +185,7 @@ pub async fn commit(state: &AppState, who: &Principal, ingested: Ingested, name:
 async fn remove_object(state: &AppState, cid: &str) -> AppResult<()> {
     let blobs = state.blobs.clone();
     let key = cid.to_owned();
-    tokio::task::spawn_blocking(move || blobs.remove(&key)).await.map_err(AppError::internal)?.map_err(AppError::internal)?;
+    tokio::task::spawn_blocking(move || blobs.remove(&key)).await.map_err(AppError::internal)?.map_err(AppError::storage)?;
     Ok(())
 }
 

@@ -49,7 +49,7 @@ pub async fn heartbeat(state: &AppState, who: &Principal, claimed_seconds: f64) 
             .db
             .heartbeat_state(who.user_id)
             .await
-            .map_err(storage_failure)?
+            .map_err(db_failure)?
             .ok_or_else(AppError::token_invalid)?;
         let now = crate::store::now_ms().max(current.last_heartbeat_at.unwrap_or(0));
         let credit = credited_ms(current.last_heartbeat_at, now, max_gap_ms);
@@ -58,12 +58,22 @@ pub async fn heartbeat(state: &AppState, who: &Principal, claimed_seconds: f64) 
             .db
             .record_heartbeat(who.user_id, current.last_heartbeat_at, now, credit, current.storage_rented_mb, rate, earned)
             .await
-            .map_err(storage_failure)?;
+            .map_err(db_failure)?;
         if recorded {
             return Ok(());
         }
     }
     Err(storage_failure("heartbeat contention did not settle"))
+}
+
+/// A database failure: out of reach (503) or out of space (507) as
+/// everywhere; any other is the seed's message.
+fn db_failure(e: sqlx::Error) -> AppError {
+    let error = AppError::from(e);
+    match error.status {
+        503 | 507 => error,
+        _ => storage_failure(error.message),
+    }
 }
 
 fn storage_failure(e: impl std::fmt::Display) -> AppError {

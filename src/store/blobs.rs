@@ -88,12 +88,19 @@ impl StagingFile {
     }
 }
 
+impl StagingFile {
+    /// The error with this file's path, its kind kept (a full disk stays `StorageFull`).
+    pub(crate) fn at_path(&self, e: io::Error) -> io::Error {
+        io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))
+    }
+}
+
 impl Write for StagingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
+        self.file.write(buf).map_err(|e| self.at_path(e))
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.file.flush().map_err(|e| self.at_path(e))
     }
 }
 
@@ -145,9 +152,9 @@ impl Staged for LocalStaged {
             // Identical content is stored once; this copy goes away on drop.
             return Ok(());
         }
-        self.staging.file.sync_all()?;
+        self.staging.file.sync_all().map_err(|e| self.staging.at_path(e))?;
         fs::create_dir_all(&shard_dir)?;
-        fs::rename(&self.staging.path, &target)?;
+        fs::rename(&self.staging.path, &target).map_err(|e| self.staging.at_path(e))?;
         self.staging.keep = true;
         sync_dir(&shard_dir)
     }

@@ -230,7 +230,10 @@ pub enum InsertUser {
 impl Db {
     /// Opens (creating if needed) the database and applies the migrations.
     /// Errors name what went wrong without echoing the URL (it may hold a password).
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, String> {
+    /// `acquire_timeout`: how long a query waits for a PostgreSQL connection
+    /// before it fails (and the request answers 503). SQLite has no server
+    /// to lose: its pool keeps sqlx's default.
+    pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<Self, String> {
         let pool = match Backend::of_url(url)? {
             Backend::Sqlite => {
                 let options = SqliteConnectOptions::from_str(url)
@@ -253,7 +256,7 @@ impl Db {
                 let options = PgConnectOptions::from_str(url).map_err(|e| format!("invalid DATABASE_URL: {e}"))?;
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(acquire_timeout)
                     .connect_with(options)
                     .await
                     .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
@@ -1020,7 +1023,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("peervault-ids-{}", crate::service::tokens::random_hex(8)));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = format!("sqlite://{}", dir.join("t.db").display());
-        let db = Db::connect(&url, 2).await.expect("database");
+        let db = Db::connect(&url, 2, Duration::from_secs(2)).await.expect("database");
         let add = |name: &'static str| {
             let db = db.clone();
             async move {
@@ -1039,7 +1042,7 @@ mod tests {
         assert!(c > b, "id {c} reuses a deleted one ({b})");
         // a second start leaves the rebuilt table (and its rows) alone
         drop(db);
-        let db = Db::connect(&url, 2).await.expect("database again");
+        let db = Db::connect(&url, 2, Duration::from_secs(2)).await.expect("database again");
         assert_eq!(db.dashboard(a).await.expect("dashboard").expect("alice").coins, 1.0);
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -39,10 +39,24 @@ pub struct S3Blobs {
     pub location: String,
 }
 
+/// An object store error as an I/O error of the kind the service maps to
+/// an answer: not found; no space (the bucket refused for space: 507);
+/// denied; or, for the rest (connection refused or reset, timeouts, 5xx
+/// after the retries), the store out of reach (503).
 fn other(e: object_store::Error) -> io::Error {
+    use io::ErrorKind as K;
     match e {
-        object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, "object not found"),
-        e => io::Error::other(format!("object store: {e}")),
+        object_store::Error::NotFound { .. } => io::Error::new(K::NotFound, "object not found"),
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+            io::Error::new(K::PermissionDenied, format!("object store: {e}"))
+        }
+        e => {
+            let text = e.to_string();
+            let full = ["QuotaExceeded", "InsufficientStorage", "EntityTooLarge", "no space", "Insufficient Storage"]
+                .iter()
+                .any(|w| text.contains(w));
+            io::Error::new(if full { K::StorageFull } else { K::ConnectionAborted }, format!("object store: {text}"))
+        }
     }
 }
 
@@ -70,14 +84,20 @@ pub fn parse_url(url: &str) -> Result<(String, String), String> {
 
 impl S3Blobs {
     /// Connects to the bucket (checking it answers) with staging under `staging`.
-    pub async fn open(url: &str, staging: &Path) -> Result<Self, String> {
+    /// `timeout`: how long a request may take to connect, and how long it is
+    /// retried (at most 3 times): a bucket out of reach fails a request in
+    /// about that time (the caller answers 503), not in minutes.
+    pub async fn open(url: &str, staging: &Path, timeout: Duration) -> Result<Self, String> {
         let (bucket, prefix) = parse_url(url)?;
-        // Three retries within 15 s, like the AWS SDKs' standard mode: when
-        // the bucket is unreachable a request fails in seconds, not minutes.
-        let retry = RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(15), ..Default::default() };
+        let retry = RetryConfig { max_retries: 3, retry_timeout: timeout, ..Default::default() };
         let store = AmazonS3Builder::from_env()
             .with_bucket_name(&bucket)
             .with_retry(retry)
+            // (a config key, not with_client_options: that would drop the AWS_* client settings)
+            .with_config(
+                object_store::aws::AmazonS3ConfigKey::Client(object_store::ClientConfigKey::ConnectTimeout),
+                format!("{}ms", timeout.as_millis()),
+            )
             .build()
             .map_err(|e| format!("cannot configure the S3 store: {e}"))?;
         std::fs::create_dir_all(staging).map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
