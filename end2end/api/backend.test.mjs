@@ -127,7 +127,7 @@ describe(`the blob store (${onS3 ? 'S3' : 'files under the data dir'})`, () => {
 });
 
 describe('the bucket out of reach while serving', { skip: !onS3 && 'S3 only' }, () => {
-  it('an upload fails with a plain 500 and leaves no trace; a download fails the same; both work again once it is back', async () => {
+  it('an upload fails with 503 (Retry-After) and leaves no trace; a download fails the same; both work again once it is back', async () => {
     const proxy = await cuttableProxy(process.env.AWS_ENDPOINT);
     const srv = await startServer({ AWS_ENDPOINT: proxy.url });
     try {
@@ -140,9 +140,10 @@ describe('the bucket out of reach while serving', { skip: !onS3 && 'S3 only' }, 
       proxy.cut();
       const lost = crypto.randomBytes(40_000);
       const up = await uploadParts(srv, user.token, [{ name: 'file', filename: 'lost.bin', data: lost }], { timeout: 60_000 });
-      assertJson(up, 500, { message: 'Internal server error' });
+      assertJson(up, 503, { message: 'Service temporarily unavailable' });
       const down = await request(srv, 'GET', link.pathname + link.search, { timeout: 60_000 });
-      assertJson(down, 500, { message: 'Internal server error' });
+      assertJson(down, 503, { message: 'Service temporarily unavailable' });
+      for (const res of [up, down]) assert.equal(res.headers['retry-after'], '5');
       for (const res of [up, down]) assert.ok(!/127\.0\.0\.1|object store|s3/i.test(res.text), res.text);
       // Nothing changed: the list, the counters, no staging file, no object.
       assert.deepStrictEqual((await fileList(srv, user.token)).map((f) => f.cid), [keptCid]);
@@ -165,7 +166,10 @@ describe('the bucket out of reach while serving', { skip: !onS3 && 'S3 only' }, 
 
 describe('a bad PEERVAULT_BLOB_URL stops the start-up with a clear message', () => {
   const cases = [['not s3://', 'file:///tmp/x', /PEERVAULT_BLOB_URL must start with s3:\/\//],
-    ['an invalid bucket name', 's3://Not_A_Bucket/x', /"Not_A_Bucket" is not a valid bucket name/]];
+    ['an invalid bucket name', 's3://Not_A_Bucket/x', /"Not_A_Bucket" is not a valid bucket name/],
+    // the start-up sweep must never look at a whole bucket
+    ['a bucket without a prefix', 's3://some-bucket', /PEERVAULT_BLOB_URL needs a prefix of its own/],
+    ['a bucket with an empty prefix', 's3://some-bucket//', /PEERVAULT_BLOB_URL needs a prefix of its own/]];
   if (onS3) {
     cases.push(['a bucket that does not exist', 's3://no-such-bucket-here/x', /cannot reach the bucket no-such-bucket-here/]);
   }
