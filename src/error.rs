@@ -50,28 +50,24 @@ impl AppError {
     /// A dependency (the database, the object store) is out of reach: 503
     /// with `Retry-After`. The cause is logged, never sent.
     pub fn unavailable(cause: impl std::fmt::Display) -> Self {
-        #[cfg(feature = "ssr")]
-        tracing::error!(%cause, "dependency unavailable");
-        #[cfg(not(feature = "ssr"))]
-        let _ = cause;
-        Self::new(503, UNAVAILABLE)
+        Self::logged(503, UNAVAILABLE, "dependency unavailable", cause)
     }
     /// The server's disk (or bucket) is full: 507. The cause (the OS error
     /// and the path) is logged, never sent.
     pub fn no_space(cause: impl std::fmt::Display) -> Self {
-        #[cfg(feature = "ssr")]
-        tracing::error!(%cause, "out of storage space");
-        #[cfg(not(feature = "ssr"))]
-        let _ = cause;
-        Self::new(507, "Not enough storage space on the server")
+        Self::logged(507, "Not enough storage space on the server", "out of storage space", cause)
     }
     /// A failure the client cannot fix. The cause is logged, never sent.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::logged(500, "Internal server error", "internal error", cause)
+    }
+    /// An error whose cause goes to the log (on the server) under `what`.
+    fn logged(status: u16, message: &str, what: &str, cause: impl std::fmt::Display) -> Self {
         #[cfg(feature = "ssr")]
-        tracing::error!(%cause, "internal error");
+        tracing::error!(%cause, "{what}");
         #[cfg(not(feature = "ssr"))]
-        let _ = cause;
-        Self::new(500, "Internal server error")
+        let _ = (what, cause);
+        Self::new(status, message)
     }
 }
 

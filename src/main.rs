@@ -4,7 +4,7 @@ use axum::Router;
 use leptos::config::get_configuration;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use peervault::app::{shell, App};
-use peervault::server;
+use peervault::transport::server;
 use peervault::config::Settings;
 use peervault::service::{passwords::Hasher, throttle::Throttle, tokens::TokenKeys};
 use peervault::state::{AppState, Inner};

@@ -2,6 +2,7 @@
 //! the bearer token and the client address.
 
 use crate::error::{AppError, AppResult};
+use crate::transport::{client_addr, parse_numeric};
 use crate::service::{accounts, Principal};
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -66,7 +67,7 @@ fn read_error(e: &axum::Error) -> AppError {
         }
         cur = err.source();
     }
-    super::multipart::body_error(e).unwrap_or_else(|| AppError::bad_request("The request body could not be read"))
+    crate::transport::multipart::body_error(e).unwrap_or_else(|| AppError::bad_request("The request body could not be read"))
 }
 
 /// What a numeric field held.
@@ -99,19 +100,6 @@ impl JsonObject {
             Some(_) => Numeric::NotANumber,
         }
     }
-}
-
-/// Parses a decimal number written as a string: digits, an optional sign,
-/// fraction and exponent. Rejects `inf`, `NaN`, hex and empty strings.
-pub fn parse_numeric(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let plausible = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | 'e' | 'E'))
-        && s.chars().any(|c| c.is_ascii_digit());
-    if !plausible {
-        return None;
-    }
-    s.parse::<f64>().ok().filter(|f| f.is_finite())
 }
 
 /// The caller of a JSON route, from `Authorization: <JWT>` or `Authorization: Bearer <JWT>`.
@@ -149,21 +137,6 @@ impl FromRequestParts<AppState> for Auth {
 /// `X-Forwarded-For` hop when `trust_proxy_headers` is on.
 pub struct ClientAddr(pub String);
 
-pub fn client_addr(parts_headers: &HeaderMap, peer: Option<SocketAddr>, trust_proxy: bool) -> String {
-    if trust_proxy {
-        if let Some(first) = parts_headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-        {
-            return first.to_owned();
-        }
-    }
-    peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "unknown".into())
-}
-
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = AppError;
 
@@ -176,16 +149,6 @@ impl FromRequestParts<AppState> for ClientAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numeric_strings() {
-        assert_eq!(parse_numeric("2048"), Some(2048.0));
-        assert_eq!(parse_numeric(" 1.5 "), Some(1.5));
-        assert_eq!(parse_numeric("-3"), Some(-3.0));
-        for bad in ["", "abc", "inf", "NaN", "0x10", "1e400", "--", "."] {
-            assert_eq!(parse_numeric(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn bearer_prefix_is_optional() {

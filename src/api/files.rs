@@ -58,9 +58,9 @@ pub async fn upload_file(State(state): State<AppState>, Auth(who): Auth, req: Re
         .and_then(|v| v.to_str().ok())
         .and_then(|ct| multer::parse_boundary(ct).ok())
         .ok_or_else(|| AppError::new(415, "Content-Type must be multipart/form-data"))?;
-    let body = super::multipart::guard(req.into_body().into_data_stream(), &boundary);
+    let body = crate::transport::multipart::guard(req.into_body().into_data_stream(), &boundary);
     let parts = multer::Multipart::new(body, boundary);
-    let up = super::multipart::upload(&state, &who, parts).await?;
+    let up = crate::transport::multipart::upload(&state, &who, parts).await?;
     Ok(Json(UploadResponse { message: "File uploaded successfully".into(), web3: Web3 { car_cid: up.car_cid, cid: up.cid } }))
 }
 

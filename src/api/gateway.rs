@@ -58,7 +58,7 @@ fn format_of(query: &GatewayQuery, headers: &HeaderMap) -> AppResult<Format> {
 fn disposition(name: &str) -> HeaderValue {
     let ascii: String =
         name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
-    let value = format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{}", files::percent_encode(name));
+    let value = format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{}", crate::util::percent_encode(name));
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 

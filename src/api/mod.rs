@@ -4,7 +4,6 @@
 pub mod extract;
 pub mod files;
 pub mod gateway;
-pub mod multipart;
 pub mod openapi;
 pub mod reset;
 
@@ -29,11 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/onboarding", post(onboarding))
         .route("/active_time", post(active_time))
         .route("/rateinout", post(rateinout))
-        .route(
-            "/upload_file",
-            // The upload's own limits (size, quota) apply while it streams.
-            post(files::upload_file).layer(axum::extract::DefaultBodyLimit::disable()),
-        )
+        // The upload's own limits (size, quota) apply while it streams.
+        .route("/upload_file", post(files::upload_file).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/get_file_list", post(files::get_file_list))
         .route("/download_file", post(files::download_file))
         .route("/delete_file", post(files::delete_file))

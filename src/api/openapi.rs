@@ -207,6 +207,32 @@ fn page(path: &str) -> Value {
 mod tests {
     use super::*;
 
+    /// Every JSON route the router serves is in the document with the same
+    /// methods: adding a route without documenting it fails here. (The
+    /// router's table is read from its source, the one place routes are listed.)
+    #[test]
+    fn every_route_is_documented() {
+        let source = include_str!("mod.rs");
+        let table = &source[source.find("pub fn router()").expect("router()")..];
+        let table = &table[..table.find("\n}").expect("end of router()")];
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("document");
+        let mut seen = 0;
+        for route in table.split(".route(\"").skip(1) {
+            let (path, rest) = route.split_once('"').expect("a quoted path");
+            if path == "/openapi.json" {
+                continue; // the document itself
+            }
+            let item = &doc["paths"][path];
+            assert!(item.is_object(), "{path} is served but not in /openapi.json");
+            for method in ["get", "post"] {
+                let routed = rest.contains(&format!("{method}(")) || rest.contains(&format!("({method}("));
+                assert_eq!(routed, item.get(method).is_some(), "{method} {path}: router and document disagree");
+            }
+            seen += 1;
+        }
+        assert!(seen >= 15, "only {seen} routes found in router()");
+    }
+
     /// Every completion lands: a renamed schema, field or path would make `set` a silent no-op.
     #[test]
     fn the_completions_land() {

@@ -24,7 +24,7 @@ pub async fn upload_my_file(data: MultipartData) -> Result<UploadedView, AppErro
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;
     let parts = data.into_inner().ok_or_else(|| AppError::bad_request("Malformed multipart body"))?;
-    let up = crate::api::multipart::upload(&ssr::state()?, &who, parts).await?;
+    let up = crate::transport::multipart::upload(&ssr::state()?, &who, parts).await?;
     Ok(UploadedView { cid: up.cid, car_cid: up.car_cid, size: up.size })
 }
 

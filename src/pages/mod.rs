@@ -43,7 +43,7 @@ pub mod ssr {
     pub async fn client_addr() -> AppResult<String> {
         let parts = request_parts().await?;
         let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
-        Ok(crate::api::extract::client_addr(&parts.headers, peer, state()?.settings.trust_proxy_headers))
+        Ok(crate::transport::client_addr(&parts.headers, peer, state()?.settings.trust_proxy_headers))
     }
 
     fn cookie_value(headers: &http::HeaderMap, name: &str) -> Option<String> {

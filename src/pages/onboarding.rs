@@ -19,7 +19,7 @@ pub async fn current_pledge() -> Result<Option<f64>, AppError> {
 pub async fn pledge_storage(amount: String, unit: String) -> Result<String, AppError> {
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;
-    let value = crate::api::extract::parse_numeric(&amount)
+    let value = crate::transport::parse_numeric(&amount)
         .ok_or_else(|| AppError::bad_request("Storage to rent must be a positive number"))?;
     let mb = match unit.as_str() {
         "GB" => value * 1024.0,

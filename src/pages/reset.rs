@@ -11,7 +11,7 @@ pub async fn request_reset_code(email: String) -> Result<(), AppError> {
     use super::ssr;
     let state = ssr::state()?;
     crate::service::reset::send_code(&state, &email, &ssr::client_addr().await?).await?;
-    leptos_axum::redirect(&format!("/reset-password?sent=1&email={}", crate::service::files::percent_encode(email.trim())));
+    leptos_axum::redirect(&format!("/reset-password?sent=1&email={}", crate::util::percent_encode(email.trim())));
     Ok(())
 }
 

@@ -1,22 +1,15 @@
 //! Accounts: registration, logins (web and device), token checks, the dashboard.
 
-use super::tokens::{random_hex, TokenAccount, TokenKind};
+use super::tokens::{TokenAccount, TokenKind};
+use crate::util::{constant_time_eq, random_base58, random_hex};
 use super::Principal;
 use crate::error::{AppError, AppResult};
 use crate::model::Dashboard;
 use crate::state::AppState;
 use crate::store::db::{InsertUser, COUNTER_CAP};
-use rand::RngCore;
 
 pub const MAX_PASSWORD_CHARS: usize = 1024;
 const MIN_PASSWORD_CHARS: usize = 8;
-
-/// `n` random bytes from the OS CSPRNG, base58-encoded.
-pub fn random_base58(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    bs58::encode(bytes).into_string()
-}
 
 /// A new peerId: 128 bits from the CSPRNG, base58.
 pub fn new_peer_id() -> String {
@@ -144,11 +137,6 @@ pub async fn login(state: &AppState, login: &str, password: &str, client: &str) 
         }
         _ => Err(AppError::unauthorized("Invalid username or password")),
     }
-}
-
-/// Compares without an early exit on the first differing byte.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Android login with the account's peerId. Returns a `device` token.
@@ -325,6 +313,5 @@ mod tests {
         let p = new_peer_id();
         assert!(p.len() >= 17 && bs58::decode(&p).into_vec().unwrap().len() == 16);
         assert_ne!(p, new_peer_id());
-        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"ab", b"abc"));
     }
 }

@@ -189,6 +189,15 @@ async fn remove_object(state: &AppState, cid: &str) -> AppResult<()> {
     Ok(())
 }
 
+/// A stored file as the pages show it (rows become models here, in the
+/// service, so the store knows nothing of the models).
+impl From<FileRow> for crate::model::FileView {
+    fn from(r: FileRow) -> Self {
+        let FileRow { id, name, cid, car_cid, mime, size, uploaded_at } = r;
+        Self { id, name, cid, car_cid, mime, size, uploaded_at }
+    }
+}
+
 /// A CID from a request: present, syntactically valid.
 pub fn parse_cid(text: &str) -> AppResult<ContentCid> {
     if text.trim().is_empty() {
@@ -239,7 +248,7 @@ pub async fn download_link(state: &AppState, who: &Principal, cid: &str) -> AppR
     Ok(format!(
         "{}/ipfs/{cid}?filename={}&token={token}",
         public_base(state),
-        percent_encode(&file.name)
+        crate::util::percent_encode(&file.name)
     ))
 }
 
@@ -262,25 +271,12 @@ pub async fn open_download(state: &AppState, cid: &str, token: Option<&str>) -> 
     // The link's account must still be the one it was made for, with the
     // same password (a change or reset revokes the links handed out before).
     let owner = state.db.token_subject(owner_id, "").await?.ok_or_else(forbidden)?;
-    let same_account = !claims.non.is_empty() && super::accounts::constant_time_eq(owner.nonce.as_bytes(), claims.non.as_bytes());
+    let same_account = !claims.non.is_empty() && crate::util::constant_time_eq(owner.nonce.as_bytes(), claims.non.as_bytes());
     if !same_account || owner.token_version != claims.ver {
         return Err(forbidden());
     }
     let file = state.db.file_by_cid(owner_id, &cid).await?.ok_or_else(|| AppError::not_found("File not found"))?;
     Ok(Download { owner_id, file })
-}
-
-/// Percent-encodes everything but unreserved characters (RFC 3986).
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// A file name as stored: no directories, no control characters, at most
@@ -314,6 +310,5 @@ mod tests {
         assert_eq!(mime_for(Some("application/octet-stream"), "x.txt"), "text/plain");
         assert_eq!(mime_for(Some("text/csv"), "x.bin"), "text/csv");
         assert_eq!(mime_for(None, "noext"), "application/octet-stream");
-        assert_eq!(percent_encode("a b/ü.txt"), "a%20b%2F%C3%BC.txt");
     }
 }

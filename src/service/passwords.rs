@@ -73,7 +73,7 @@ impl Hasher {
     async fn dummy_hash(&self) -> AppResult<&String> {
         self.dummy
             .get_or_try_init(|| async {
-                let random = crate::service::accounts::random_base58(24);
+                let random = crate::util::random_base58(24);
                 self.hash(&random).await
             })
             .await

@@ -73,7 +73,7 @@ mod tests {
     use super::*;
 
     async fn throttle(window: Duration) -> (Throttle, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("peervault-throttle-{}", crate::service::tokens::random_hex(8)));
+        let dir = std::env::temp_dir().join(format!("peervault-throttle-{}", crate::util::random_hex(8)));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = format!("sqlite://{}", dir.join("t.db").display());
         let db = Db::connect(&url, 2, Duration::from_secs(2)).await.expect("database");

@@ -4,6 +4,7 @@
 //! token) and a token id (so one session can be revoked on its own).
 
 use crate::error::{AppError, AppResult};
+use crate::util::random_hex;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -60,14 +61,6 @@ pub struct TokenAccount<'a> {
     pub id: i64,
     pub nonce: &'a str,
     pub token_version: i64,
-}
-
-/// `n` random bytes from the OS CSPRNG, hex-encoded.
-pub fn random_hex(n: usize) -> String {
-    use rand::RngCore;
-    let mut bytes = vec![0u8; n];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub struct TokenKeys {

@@ -77,7 +77,7 @@ pub(crate) struct StagingFile {
 
 impl StagingFile {
     pub(crate) fn create(dir: &Path) -> io::Result<Self> {
-        let path = dir.join(format!("{}.part", crate::service::tokens::random_hex(16)));
+        let path = dir.join(format!("{}.part", crate::util::random_hex(16)));
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
         Ok(Self { file, path, keep: false })
     }

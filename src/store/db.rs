@@ -184,13 +184,6 @@ pub struct FileRow {
     pub uploaded_at: i64,
 }
 
-impl From<FileRow> for crate::model::FileView {
-    fn from(r: FileRow) -> Self {
-        let FileRow { id, name, cid, car_cid, mime, size, uploaded_at } = r;
-        Self { id, name, cid, car_cid, mime, size, uploaded_at }
-    }
-}
-
 /// What a new file row needs.
 pub struct NewFile<'a> {
     pub user_id: i64,
@@ -1020,7 +1013,7 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite_user_ids_are_never_reused() {
-        let dir = std::env::temp_dir().join(format!("peervault-ids-{}", crate::service::tokens::random_hex(8)));
+        let dir = std::env::temp_dir().join(format!("peervault-ids-{}", crate::util::random_hex(8)));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = format!("sqlite://{}", dir.join("t.db").display());
         let db = Db::connect(&url, 2, Duration::from_secs(2)).await.expect("database");

@@ -76,6 +76,13 @@ pub fn parse_url(url: &str) -> Result<(String, String), String> {
         return Err(format!("PEERVAULT_BLOB_URL: {bucket:?} is not a valid bucket name"));
     }
     let prefix = prefix.trim_matches('/');
+    // The start-up sweep removes objects under the prefix that no file refers
+    // to: with no prefix it would look at (and could delete) the whole bucket.
+    if prefix.is_empty() {
+        return Err("PEERVAULT_BLOB_URL needs a prefix of its own in the bucket (s3://bucket/prefix): \
+                    objects under it that no file refers to are removed at start-up"
+            .to_owned());
+    }
     if prefix.split('/').any(|part| part == "." || part == "..") {
         return Err("PEERVAULT_BLOB_URL: the prefix may not contain . or .. segments".to_owned());
     }
@@ -312,8 +319,8 @@ mod tests {
     #[test]
     fn blob_urls() {
         assert_eq!(parse_url("s3://bucket/a/b/").unwrap(), ("bucket".into(), "a/b".into()));
-        assert_eq!(parse_url("s3://my.bucket-1").unwrap(), ("my.bucket-1".into(), "".into()));
-        for bad in ["file:///x", "s3://", "s3://UPPER/x", "s3://b/x", "s3://bucket/../x"] {
+        assert_eq!(parse_url("s3://my.bucket-1/p").unwrap(), ("my.bucket-1".into(), "p".into()));
+        for bad in ["file:///x", "s3://", "s3://UPPER/x", "s3://b/x", "s3://bucket/../x", "s3://bucket", "s3://bucket/", "s3://bucket//"] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
     }

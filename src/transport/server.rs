@@ -109,7 +109,7 @@ fn page_policy(nonce: &str, form_extra: &str) -> String {
 /// pages and JSON (they show the signed-in user's data) unless the route
 /// chose its own caching.
 pub async fn security_headers(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let nonce = crate::service::tokens::random_hex(16);
+    let nonce = crate::util::random_hex(16);
     req.extensions_mut().insert(CspNonce(nonce.clone()));
     let mut res = next.run(req).await;
     let kind = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
@@ -240,21 +240,59 @@ pub async fn guard_upload_fn(req: Request, next: Next) -> Response {
         return server_fn_error(AppError::new(415, "Content-Type must be multipart/form-data"));
     };
     let (parts, body) = req.into_parts();
-    let guarded = crate::api::multipart::guard(body.into_data_stream(), &boundary);
+    let guarded = super::multipart::guard(body.into_data_stream(), &boundary);
     next.run(Request::from_parts(parts, Body::from_stream(guarded))).await
 }
 
 const UPLOAD_FN_PATH: &str = <crate::pages::files::UploadMyFile as leptos::server_fn::ServerFn>::PATH;
 
+/// The request's id: the client's `X-Request-Id` when it is a plain token,
+/// else a new one; sent back on the response, and on every log line of the
+/// request (the trace span below carries it).
+pub async fn request_id(mut req: Request, next: Next) -> Response {
+    let given = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|v| {
+        (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    let id = given.map(str::to_owned).unwrap_or_else(|| crate::util::random_hex(8));
+    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"));
+    req.headers_mut().insert(REQUEST_ID, value.clone());
+    let mut res = next.run(req).await;
+    res.headers_mut().insert(REQUEST_ID, value);
+    res
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// One span per request: id, method and route (the route's pattern, never
+/// the query, which may hold a download token); the response's status and
+/// latency are logged when it goes out.
+fn request_span(req: &Request) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| req.uri().path().chars().take(128).collect());
+    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+    tracing::info_span!("request", id = %id, method = %req.method(), route = %route)
+}
+
 /// The routes with every layer above, outermost first as a request meets them.
 pub fn with_layers(router: Router<AppState>, state: &AppState) -> Router<AppState> {
     use axum::middleware::{from_fn, from_fn_with_state};
+    use tower_http::trace::{DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer};
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(request_span)
+        .on_request(DefaultOnRequest::new().level(tracing::Level::DEBUG))
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Millis))
+        .on_failure(DefaultOnFailure::new().level(tracing::Level::ERROR));
     router
         .layer(from_fn(guard_upload_fn))
         .layer(from_fn(server_fn_status))
         .layer(from_fn(json_method_not_allowed))
         .layer(from_fn_with_state(state.clone(), refuse_cross_site))
         .layer(from_fn_with_state(state.clone(), security_headers))
+        .layer(trace)
+        .layer(from_fn(request_id))
 }
 
 #[cfg(test)]
