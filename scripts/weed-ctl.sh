@@ -24,7 +24,11 @@ case "${1:-}" in
     # already running (a test's clean-up after a test that restarted it): nothing to do
     if port_open; then exit 0; fi
     weed_start
+    # up when the volume server has joined the master (objects can be read)
+    # and a signed listing succeeds, as with-s3.sh waits at start
     for _ in $(seq 600); do
+      curl --noproxy '*' -sS --max-time 5 "http://127.0.0.1:$master_port/dir/status" 2>/dev/null | grep -q '"DataNodes":\[{' \
+        || { sleep 0.1; continue; }
       code=$(curl --noproxy '*' -sS -o /dev/null -w '%{http_code}' --max-time 5 --aws-sigv4 aws:amz:us-east-1:s3 \
         --user "$access_key:$secret_key" "http://127.0.0.1:$s3_port/$bucket?list-type=2&max-keys=1" 2>/dev/null) || true
       [ "$code" = 200 ] && exit 0

@@ -184,8 +184,15 @@ describe('the bucket stopped (S3)', { skip: onS3 ? false : 'runs on S3 only (mak
     await waitHealthy(server);
     assert.deepEqual(await dashboard(server, user.token), user.figures);
     assert.deepEqual((await fileList(server, user.token)).map((f) => f.cid), [user.cid]);
-    const got = await request(server, 'GET', link.pathname + link.search);
-    assert.equal(got.status, 200);
+    // the restarted SeaweedFS may take a moment more to serve reads: the
+    // kept file comes back (503 until then, never anything else)
+    let got;
+    for (const deadline = Date.now() + 30_000; ;) {
+      got = await request(server, 'GET', link.pathname + link.search);
+      if (got.status !== 503 || Date.now() > deadline) break;
+      await sleep(250);
+    }
+    assert.equal(got.status, 200, got.text);
     assert.ok(got.raw.equals(kept));
     await uploadFile(server, user.token, rand(1000), { filename: 'after.bin' });
   });
