@@ -81,6 +81,10 @@ pub struct Settings {
     /// Seconds to wait for a dependency (a PostgreSQL connection, the S3
     /// bucket, retries included) before answering 503.
     pub dependency_timeout_secs: u64,
+    /// Tests only: lets `POST /test/clock` (from loopback) move the clock
+    /// forward, so expiry, windows and uptime are tested without sleeping.
+    /// Never turn it on in production.
+    pub test_clock: bool,
 }
 
 impl Default for Settings {
@@ -119,6 +123,7 @@ impl Default for Settings {
             header_read_timeout_secs: 30,
             body_timeout_secs: 60,
             dependency_timeout_secs: 2,
+            test_clock: false,
         }
     }
 }

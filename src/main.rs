@@ -4,6 +4,7 @@ use axum::Router;
 use leptos::config::get_configuration;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use peervault::app::{shell, App};
+use peervault::clock::Clock;
 use peervault::transport::server;
 use peervault::config::Settings;
 use peervault::service::{passwords::Hasher, throttle::Throttle, tokens::TokenKeys};
@@ -155,9 +156,15 @@ async fn serve() -> Result<(), String> {
     create_private_dir(&data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
     let dependency_timeout = Duration::from_secs(settings.dependency_timeout_secs);
     let db = Db::connect(&settings.database_url(), settings.db_max_connections, dependency_timeout).await?;
-    let tokens = TokenKeys::load(&data_dir)?;
+    let clock = Arc::new(if settings.test_clock {
+        tracing::warn!("test_clock is on: POST /test/clock (loopback only) can move this server's clock forward");
+        Clock::movable()
+    } else {
+        Clock::system()
+    });
+    let tokens = TokenKeys::load(&data_dir)?.with_clock(clock.clone());
     let hasher = Hasher::new(&settings)?;
-    let throttle = Throttle::new(db.clone(), Duration::from_secs(settings.throttle_window_secs));
+    let throttle = Throttle::new(db.clone(), Duration::from_secs(settings.throttle_window_secs), clock.clone());
     let blobs: Arc<dyn BlobStore> = if settings.blob_url.trim().is_empty() {
         Arc::new(LocalBlobs::open(&data_dir.join("blobs")).map_err(|e| format!("cannot open the blob store: {e}"))?)
     } else {
@@ -189,14 +196,19 @@ async fn serve() -> Result<(), String> {
         blobs,
         mailer,
         cid_locks: Default::default(),
+        clock,
         listen_addr,
     });
 
     let routes = generate_route_list(App);
     let header_read_timeout = Duration::from_secs(state.settings.header_read_timeout_secs);
     let body_timeout = Duration::from_secs(state.settings.body_timeout_secs);
+    let mut api = peervault::api::router();
+    if state.settings.test_clock {
+        api = api.merge(peervault::api::testing::test_router());
+    }
     let routes = Router::new()
-        .merge(peervault::api::router())
+        .merge(api)
         .leptos_routes_with_context(&state, routes, server::provide_csp_nonce, {
             let options = leptos_options.clone();
             move || shell(options.clone())

@@ -21,6 +21,8 @@ pub struct Inner {
     pub blobs: Arc<dyn BlobStore>,
     pub mailer: Box<dyn crate::mail::MailSender>,
     pub cid_locks: CidLocks,
+    /// Real time; movable only with `test_clock` (see [`crate::clock`]).
+    pub clock: Arc<crate::clock::Clock>,
     /// The address the server actually listens on.
     pub listen_addr: SocketAddr,
 }

@@ -1,10 +1,13 @@
 // POST /active_time (auth) {active_time}: the device's uptime heartbeat.
 // The server measures the time between accepted heartbeats itself, capped at
 // HEARTBEAT_MAX_GAP, and credits credited_s/3600 * storage_MB/1024 * COIN_RATE.
+// Time passes by moving the server's test clock (advanceClock), not by
+// sleeping: the credited interval is the move plus the little real time the
+// requests themselves took, which the bounds below allow for.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, post, assertJson, MSG, newUserWithToken, dashboard, deviceToken, onboard, coinsFor, sleep,
+  startServer, post, assertJson, MSG, newUserWithToken, dashboard, deviceToken, onboard, coinsFor, advanceClock, TEST_CLOCK,
 } from './harness.mjs';
 
 const MAX_GAP_S = 1;
@@ -20,7 +23,7 @@ const TOO_BIG = { message: 'active_time must be at most 86400' };
 
 let server;
 before(async () => {
-  server = await startServer({ PEERVAULT_HEARTBEAT_MAX_GAP_SECS: MAX_GAP_S, PEERVAULT_COIN_RATE: COIN_RATE });
+  server = await startServer({ PEERVAULT_HEARTBEAT_MAX_GAP_SECS: MAX_GAP_S, PEERVAULT_COIN_RATE: COIN_RATE, ...TEST_CLOCK });
 });
 after(async () => { await server?.stop(); });
 
@@ -33,6 +36,9 @@ async function pledgedUser(mb) {
   if (mb > 0) await onboard(server, user.token, mb);
   return user;
 }
+
+/** Lets `ms` of server time pass. */
+const pass = (ms) => advanceClock(server, ms);
 
 /** Send one heartbeat, assert it was accepted; returns [sentAt, answeredAt] in ms. */
 async function beat(user, value = '1', token = user.token) {
@@ -64,7 +70,7 @@ describe('POST /active_time', () => {
     const mb = 1024;
     const user = await pledgedUser(mb);
     await beat(user);
-    await sleep(2500);
+    await pass(2500);
     await beat(user);
     assertClose(await coinsOf(user.token), coinsFor(MAX_GAP_MS, mb, COIN_RATE), 'coins_earned');
   });
@@ -73,7 +79,7 @@ describe('POST /active_time', () => {
     const mb = 2048;
     const user = await pledgedUser(mb);
     await beat(user);
-    await sleep(1500);
+    await pass(1500);
     await beat(user);
     assertClose(await coinsOf(user.token), coinsFor(MAX_GAP_MS, mb, COIN_RATE), 'coins_earned');
   });
@@ -83,7 +89,7 @@ describe('POST /active_time', () => {
     const user = await pledgedUser(mb);
     await beat(user);
     for (let i = 0; i < 2; i += 1) {
-      await sleep(1200);
+      await pass(1200);
       await beat(user);
     }
     assertClose(await coinsOf(user.token), 2 * coinsFor(MAX_GAP_MS, mb, COIN_RATE), 'coins_earned');
@@ -93,10 +99,10 @@ describe('POST /active_time', () => {
     const mb = 1024;
     const user = await pledgedUser(mb);
     const [s1, a1] = await beat(user, '1');
-    await sleep(500);
+    await pass(500);
     const [s2, a2] = await beat(user, '1');
-    const lo = coinsFor(Math.min(s2 - a1 - SLACK_MS, MAX_GAP_MS), mb, COIN_RATE);
-    const hi = coinsFor(Math.min(a2 - s1 + SLACK_MS, MAX_GAP_MS), mb, COIN_RATE);
+    const lo = coinsFor(Math.min(500 + s2 - a1 - SLACK_MS, MAX_GAP_MS), mb, COIN_RATE);
+    const hi = coinsFor(Math.min(500 + a2 - s1 + SLACK_MS, MAX_GAP_MS), mb, COIN_RATE);
     assert.ok(hi < coinsFor(1000, mb, COIN_RATE), 'the test itself is too slow to tell a claim of 1 s apart');
     assertBetween(await coinsOf(user.token), lo, hi, 'coins_earned');
   });
@@ -105,10 +111,10 @@ describe('POST /active_time', () => {
     const mb = 1024;
     const user = await pledgedUser(mb);
     const [s1, a1] = await beat(user, 86400);
-    await sleep(300);
+    await pass(300);
     const [s2, a2] = await beat(user, 86400);
-    const lo = coinsFor(Math.min(s2 - a1 - SLACK_MS, MAX_GAP_MS), mb, COIN_RATE);
-    const hi = coinsFor(Math.min(a2 - s1 + SLACK_MS, MAX_GAP_MS), mb, COIN_RATE);
+    const lo = coinsFor(Math.min(300 + s2 - a1 - SLACK_MS, MAX_GAP_MS), mb, COIN_RATE);
+    const hi = coinsFor(Math.min(300 + a2 - s1 + SLACK_MS, MAX_GAP_MS), mb, COIN_RATE);
     assertBetween(await coinsOf(user.token), lo, hi, 'coins_earned');
   });
 
@@ -129,7 +135,7 @@ describe('POST /active_time', () => {
   it('a user who pledged nothing earns nothing, though heartbeats are accepted', async () => {
     const user = await pledgedUser(0);
     await beat(user);
-    await sleep(1200);
+    await pass(1200);
     await beat(user);
     assert.equal(await coinsOf(user.token), 0);
   });
@@ -139,7 +145,7 @@ describe('POST /active_time', () => {
     const user = await pledgedUser(mb);
     const token = await deviceToken(server, user);
     await beat(user, '1', token);
-    await sleep(1200);
+    await pass(1200);
     await beat(user, '1', token);
     assertClose(await coinsOf(user.token), coinsFor(MAX_GAP_MS, mb, COIN_RATE), 'coins_earned');
   });
@@ -148,15 +154,15 @@ describe('POST /active_time', () => {
     const mb = 1024;
     const user = await pledgedUser(mb);
     const [s1, a1] = await beat(user);
-    await sleep(600);
+    await pass(600);
     const sent = performance.now();
     await Promise.all(Array.from({ length: 10 }, () => beat(user)));
     const done = performance.now();
     const coins = await coinsOf(user.token);
     // at least the interval up to the first of the ten was credited once ...
-    const lo = coinsFor(Math.min(sent - a1 - SLACK_MS, MAX_GAP_MS), mb, COIN_RATE);
-    // ... and never more than the wall-clock time from the first heartbeat to the last answer
-    const hi = coinsFor(done - s1 + SLACK_MS, mb, COIN_RATE);
+    const lo = coinsFor(Math.min(600 + sent - a1 - SLACK_MS, MAX_GAP_MS), mb, COIN_RATE);
+    // ... and never more than the time that passed from the first heartbeat to the last answer
+    const hi = coinsFor(600 + done - s1 + SLACK_MS, mb, COIN_RATE);
     assertBetween(coins, lo, hi, 'coins_earned after 10 concurrent heartbeats');
   });
 
@@ -196,7 +202,7 @@ describe('POST /active_time', () => {
         const mb = 1024;
         const user = await pledgedUser(mb);
         await beat(user);
-        await sleep(1100);
+        await pass(1100);
         const res = await post(server, '/active_time', { token: user.token, ...opts });
         assertJson(res, status, expected);
         // nothing was credited by the rejected heartbeat
@@ -211,15 +217,15 @@ describe('POST /active_time', () => {
       for (const [, opts, expected, status = 400] of cases) {
         assertJson(await post(server, '/active_time', { token: user.token, ...opts }), status, expected);
       }
-      await sleep(1100);
+      await pass(1100);
       await beat(user); // the first accepted heartbeat: credits nothing
       assert.equal(await coinsOf(user.token), 0, 'a rejected heartbeat started the clock');
       // between two accepted heartbeats: rejected ones must not restart it
-      await sleep(500);
+      await pass(500);
       for (const [, opts, expected, status = 400] of cases) {
         assertJson(await post(server, '/active_time', { token: user.token, ...opts }), status, expected);
       }
-      await sleep(800);
+      await pass(800);
       await beat(user); // >= 1.3 s after the first accepted one: a full capped gap
       assertClose(await coinsOf(user.token), coinsFor(MAX_GAP_MS, mb, COIN_RATE), 'coins_earned (a rejected heartbeat restarted the clock?)');
     });
@@ -228,7 +234,7 @@ describe('POST /active_time', () => {
       const mb = 1024;
       const user = await pledgedUser(mb);
       assertJson(await post(server, '/active_time', { json: { active_time: '1' } }), 401, MSG.tokenMissing);
-      await sleep(1100);
+      await pass(1100);
       await beat(user);
       assert.equal(await coinsOf(user.token), 0);
     });

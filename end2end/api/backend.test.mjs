@@ -57,7 +57,7 @@ function slowGet(url, { every, pauseMs }) {
         if (got >= nextPause) {
           nextPause += every;
           res.pause();
-          sleep(pauseMs).then(() => res.resume());
+          sleep(pauseMs).then(() => res.resume()); // real time: a slow reader is the subject
         }
       });
       res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks) }));

@@ -98,7 +98,7 @@ function streamUpload(srv, token, data, { piece = 256 * 1024, delayMs = 0, filen
       const ok = req.write(data.subarray(off, off + piece));
       state.sent = Math.min(data.length, off + piece);
       if (!ok) await waitDrain();
-      if (delayMs) await sleep(delayMs);
+      if (delayMs) await sleep(delayMs); // real time: a slow upload is the subject
     }
     if (state.failed || req.destroyed) return;
     req.end(tail, () => { state.bodySent = true; });
@@ -158,7 +158,7 @@ describe('crash safety of uploads (SIGKILL, restart on the same data dir)', () =
     while (stagingSize() < 8 * MiB) {
       assert.ok(!up.state.answered && !up.state.failed, `the upload ended before the kill: ${JSON.stringify(up.state)}`);
       assert.ok(Date.now() < deadline, `no staging file reached 8 MiB (largest: ${stagingSize()})`);
-      await sleep(5);
+      await sleep(5); // real time: waiting for the server process to reach the crash point
     }
     await kill();
     const outcome = await up.done;
@@ -191,7 +191,7 @@ describe('crash safety of uploads (SIGKILL, restart on the same data dir)', () =
     const deadline = Date.now() + 120_000;
     while (stagingSize() < BIG && !up.state.answered && !up.state.failed) {
       assert.ok(Date.now() < deadline, `the upload did not complete (staging ${stagingSize()} bytes)`);
-      await sleep(2);
+      await sleep(2); // real time: waiting for the server process to reach the crash point
     }
     const answeredBeforeKill = up.state.answered;
     await kill();
@@ -245,7 +245,7 @@ describe('crash safety of uploads (SIGKILL, restart on the same data dir)', () =
         const deadline = Date.now() + 60_000;
         while (stagingSize() < SIZE && !up.state.answered && !up.state.failed) {
           assert.ok(Date.now() < deadline, 'the body did not arrive');
-          await sleep(1);
+          await sleep(1); // real time: waiting for the server process to reach the crash point
         }
         return Date.now();
       })();
@@ -263,7 +263,7 @@ describe('crash safety of uploads (SIGKILL, restart on the same data dir)', () =
     for (const fraction of [0.3, 0.6, 0.8, 0.9, 0.95, 1.0, 1.05]) {
       const run = begin();
       await run.arrived;
-      await sleep(Math.round(span * fraction));
+      await sleep(Math.round(span * fraction)); // real time: the kill lands part-way through
       await kill();
       const outcome = await run.up.done;
       await restart();

@@ -42,7 +42,7 @@ async function waitHealthy(server, timeoutMs = 60_000) {
     const res = await request(server, 'GET', '/healthz', { timeout: 10_000 }).catch((e) => ({ status: 0, text: e.message }));
     if (res.status === 200) return;
     if (Date.now() > deadline) throw new Error(`not healthy after ${timeoutMs} ms: ${res.status} ${res.text}`);
-    await sleep(200);
+    await sleep(200); // real time: a restarted dependency takes its own time
   }
 }
 
@@ -190,7 +190,7 @@ describe('the bucket stopped (S3)', { skip: onS3 ? false : 'runs on S3 only (mak
     for (const deadline = Date.now() + 30_000; ;) {
       got = await request(server, 'GET', link.pathname + link.search);
       if (got.status !== 503 || Date.now() > deadline) break;
-      await sleep(250);
+      await sleep(250); // real time: the restarted SeaweedFS takes its own time
     }
     assert.equal(got.status, 200, got.text);
     assert.ok(got.raw.equals(kept));

@@ -53,7 +53,7 @@ async function logLine(event, ip) {
       const related = server.stderr().split('\n').filter((l) => l.includes(event));
       assert.fail(`no log line names "${event}" with the client address ${ip}; lines naming the event: ${JSON.stringify(related)}`);
     }
-    await sleep(50);
+    await sleep(50); // real time: the log line is written by another process
   }
 }
 

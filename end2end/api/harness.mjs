@@ -251,7 +251,7 @@ export async function startServer(envOverrides = {}, options = {}) {
     } catch (e) {
       lastProblem = e.code || e.message;
     }
-    await sleep(100);
+    await sleep(100); // real time: the server process is starting
   }
   return server;
 }
@@ -326,6 +326,20 @@ export function request(server, method, urlPath, opts = {}) {
 }
 
 export const post = (server, urlPath, opts) => request(server, 'POST', urlPath, opts);
+
+/** Environment that lets a test move the server's clock (see `advanceClock`). */
+export const TEST_CLOCK = { PEERVAULT_TEST_CLOCK: 'true' };
+
+/**
+ * Moves the clock of a server started with TEST_CLOCK forward by `ms`
+ * (POST /test/clock, answered only to loopback): expiry, throttle windows
+ * and uptime are then tested without sleeping. Returns the server's time.
+ */
+export async function advanceClock(server, ms) {
+  const res = await post(server, '/test/clock', { json: { advance_ms: ms } });
+  assert.equal(res.status, 200, `advancing the clock by ${ms} ms: ${res.status} ${res.text}`);
+  return res.json.now_ms;
+}
 
 /** Assert a JSON response: status, exact body, Content-Type application/json. */
 export function assertJson(res, status, expectedBody) {
@@ -697,7 +711,7 @@ export async function startSmtp(options = {}) {
       throw new Error(`aiosmtpd did not greet on 127.0.0.1:${port} within ${SMTP_STARTUP_TIMEOUT_MS} ms (${lastProblem})\n${stderr()}`);
     }
     try { await smtpGreets(port); break; } catch (e) { lastProblem = e.code || e.message; }
-    await sleep(100);
+    await sleep(100); // real time: the SMTP process is starting
   }
 
   const messages = () => readMailFiles(path.join(maildir, 'new'), () => true)
@@ -728,7 +742,7 @@ async function waitForMail(list, predicate, timeoutMs, where) {
       const seen = list().map((m) => `${m.to} | ${m.subject}`);
       throw new Error(`no matching mail in ${where} within ${timeoutMs} ms; ${seen.length} mail(s): ${JSON.stringify(seen)}`);
     }
-    await sleep(50);
+    await sleep(50); // real time: the mail is written by another process
   }
 }
 

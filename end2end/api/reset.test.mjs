@@ -13,7 +13,7 @@ import path from 'node:path';
 import {
   startServer, startSmtp, post, assertJson, MSG, registerUser, loginUser, dashboard, deviceToken,
   newCredentials, uniqueIp, freePort, sleep, paddedJson, parseAddress, htmlText, sixDigitCodes, codeFrom,
-  outboxMessages, waitForOutboxMessage,
+  outboxMessages, waitForOutboxMessage, advanceClock, TEST_CLOCK,
 } from './harness.mjs';
 
 // ---------------------------------------------------------------------------
@@ -76,6 +76,8 @@ async function requestCode(server, box, email, ip = uniqueIp()) {
 
 /** Assert that no (further) mail to `email` shows up within a short while. */
 async function assertNoMailTo(box, email, expectedCount = 0) {
+  // Real time is the subject: a mail that should not exist is given a
+  // moment to arrive (SMTP delivery is another process) before the check.
   await sleep(300);
   assert.equal(mailsTo(box, email).length, expectedCount, `mails to ${email}: ${JSON.stringify(mailsTo(box, email).map((m) => m.subject))}`);
 }
@@ -512,9 +514,9 @@ describe('POST /verify_otp', () => {
 // Expiry: PEERVAULT_OTP_TTL_SECS=2
 // ---------------------------------------------------------------------------
 
-describe('an expired code (PEERVAULT_OTP_TTL_SECS=2)', () => {
+describe('an expired code (PEERVAULT_OTP_TTL_SECS=2, the server clock moved on)', () => {
   let ttlServer;
-  before(async () => { ttlServer = await startServer({ PEERVAULT_SMTP_URL: smtp.url, PEERVAULT_OTP_TTL_SECS: 2 }); });
+  before(async () => { ttlServer = await startServer({ PEERVAULT_SMTP_URL: smtp.url, PEERVAULT_OTP_TTL_SECS: 2, ...TEST_CLOCK }); });
   after(async () => { await ttlServer?.stop(); });
 
   it('the mail says "The code is valid for 2 seconds." (a TTL under 120 s is given in seconds)', async () => {
@@ -526,7 +528,7 @@ describe('an expired code (PEERVAULT_OTP_TTL_SECS=2)', () => {
   it('3 s after the mail, the code → 400 "OTP verification Failed" and the password is unchanged', async () => {
     const user = await registerUser(ttlServer);
     const { code } = await requestCode(ttlServer, smtp, user.email);
-    await sleep(3_000);
+    await advanceClock(ttlServer, 3_000);
     const pw = newPassword();
     assertJson(await verifyOtp(ttlServer, { email: user.email, otp: code, password: pw }), 400, OTP_FAILED);
     await assertLogsIn(ttlServer, user, user.password);
@@ -770,7 +772,8 @@ describe('outbox mode (no PEERVAULT_SMTP_URL)', () => {
   it('an unknown email writes nothing', async () => {
     const before = fs.readdirSync(path.join(ob.dataDir, 'outbox')).length;
     assertJson(await sendReset(ob, newCredentials().email), 404, SEND_UNKNOWN);
-    await sleep(200);
+    await sleep(200); // real time is the subject: a mail file that should not appear gets a moment to
+
     assert.equal(fs.readdirSync(path.join(ob.dataDir, 'outbox')).length, before);
   });
 

@@ -6,6 +6,7 @@ pub mod files;
 pub mod gateway;
 pub mod openapi;
 pub mod reset;
+pub mod testing;
 
 use crate::error::{AppError, AppResult};
 use crate::service::{accounts, bandwidth, devices, uptime};

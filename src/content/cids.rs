@@ -34,6 +34,20 @@ impl ContentCid {
         &self.bytes
     }
 
+    /// A CID from its binary form: CIDv1 over a sha2-256 digest only.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let cid = cid::Cid::try_from(bytes).map_err(|e| e.to_string())?;
+        if cid.version() != cid::Version::V1 || cid.hash().code() != SHA2_256 || cid.hash().size() != 32 {
+            return Err("not a CIDv1 over sha2-256".into());
+        }
+        Ok(Self { bytes: cid.to_bytes() })
+    }
+
+    /// True when `data` is the block this CID names (its hash matches).
+    pub fn verifies(&self, data: &[u8]) -> bool {
+        Self::of(self.codec(), data) == *self
+    }
+
     pub fn codec(&self) -> u64 {
         self.to_cid().codec()
     }

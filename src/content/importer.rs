@@ -18,7 +18,7 @@ pub enum Block<'a> {
 
 /// A block in CAR order, without the file content it may point at: what is
 /// needed to write the CAR again from the file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PlannedBlock {
     Leaf { cid: ContentCid, offset: u64, len: u64 },
     Node(NodeBlock),

@@ -29,7 +29,7 @@ pub struct Link {
 }
 
 /// A node block the layout made.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NodeBlock {
     pub cid: ContentCid,
     pub bytes: Vec<u8>,

@@ -29,12 +29,14 @@ mod car;
 mod cids;
 mod dagpb;
 mod importer;
+mod index;
 mod layout;
 mod varint;
 
 pub use car::{car_cid_of, car_header, CarWriter, Sha256Writer};
 pub use cids::{car_cid, parse_cid, ContentCid, CODEC_CAR, CODEC_DAG_PB, CODEC_RAW};
 pub use importer::{import_path, Block, Imported, Importer, PlannedBlock};
+pub use index::{BlockIndex, LeafSpan, RootBlock};
 pub use layout::Link;
 
 /// How a file is cut and grouped.

@@ -260,14 +260,24 @@ mod xhr {
                 set_progress.set(Some(e.loaded() / e.total() * 100.0));
             }
         });
-        if let Ok(upload) = xhr.upload() {
+        let upload = xhr.upload().ok();
+        if let Some(upload) = &upload {
             upload.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
         }
-        on_progress.forget();
+        // One handler for the end (success, failure or interruption): it runs
+        // once, frees itself, and drops the progress handler with it, so no
+        // closure outlives its upload.
         let done_xhr = xhr.clone();
-        let on_load = Closure::<dyn FnMut()>::new(move || {
+        let on_end = Closure::once_into_js(move || {
+            if let Some(upload) = &upload {
+                upload.set_onprogress(None);
+            }
+            drop(on_progress);
             set_progress.set(None);
             let status = done_xhr.status().unwrap_or(0);
+            if status == 0 {
+                return fail("The upload was interrupted. Check your connection.");
+            }
             if (200..300).contains(&status) {
                 on_done();
                 return;
@@ -277,11 +287,7 @@ mod xhr {
                 .unwrap_or_else(|_| AppError::new(status, format!("The upload failed (HTTP {status}).")));
             set_error.set(Some(error));
         });
-        xhr.set_onload(Some(on_load.as_ref().unchecked_ref()));
-        on_load.forget();
-        let on_error = Closure::<dyn FnMut()>::new(move || fail("The upload was interrupted. Check your connection."));
-        xhr.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        on_error.forget();
+        xhr.set_onloadend(Some(on_end.unchecked_ref()));
         let sent = xhr
             .open("POST", url)
             .and_then(|()| xhr.set_request_header("Accept", "application/json"))

@@ -77,7 +77,7 @@ pub async fn register(state: &AppState, username: &str, password: &str, email: &
     }
     let hash = state.hasher.hash(password).await?;
     let nonce = random_hex(16);
-    match state.db.insert_user(username, email, &hash, &new_peer_id(), &nonce, crate::store::now_ms()).await? {
+    match state.db.insert_user(username, email, &hash, &new_peer_id(), &nonce, state.clock.now_ms()).await? {
         InsertUser::Created(id) => {
             tracing::info!(user_id = id, %client, "account registered");
             Ok(())
@@ -182,7 +182,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Principal>
 
 /// Ends the session of this token: it is refused from now on, whatever its expiry.
 pub async fn log_out(state: &AppState, who: &Principal) -> AppResult<()> {
-    state.db.revoke_token(&who.jti, who.expires_at.saturating_mul(1000), crate::store::now_ms()).await?;
+    state.db.revoke_token(&who.jti, who.expires_at.saturating_mul(1000), state.clock.now_ms()).await?;
     Ok(())
 }
 
@@ -223,17 +223,15 @@ pub async fn change_password(state: &AppState, who: &Principal, current: &str, n
     state.tokens.issue(&account, TokenKind::User, None, state.settings.user_token_ttl_secs)
 }
 
-/// Deletes the account once `confirm` repeats its username: its files
-/// (objects no other account references), then every row.
+/// Deletes the account once `confirm` repeats its username: every row in
+/// one transaction, then the objects no other account references.
 pub async fn delete_account(state: &AppState, who: &Principal, confirm: &str, client: &str) -> AppResult<()> {
     who.require_user()?;
     if !confirm.trim().eq_ignore_ascii_case(&who.username) {
         return Err(AppError::bad_request("Type your username to confirm"));
     }
-    for cid in state.db.cids_of(who.user_id).await? {
-        super::files::delete(state, who, &cid).await?;
-    }
-    state.db.delete_user(who.user_id).await?;
+    let unreferenced = state.db.delete_account(who.user_id).await?;
+    super::files::remove_unreferenced(state, &unreferenced).await?;
     tracing::info!(target: "security", user_id = who.user_id, %client, "account deleted");
     Ok(())
 }
@@ -241,7 +239,7 @@ pub async fn delete_account(state: &AppState, who: &Principal, confirm: &str, cl
 /// The last `days` days of coins, uptime and traffic, from the ledger and
 /// the daily traffic table.
 pub async fn history(state: &AppState, who: &Principal, days: i64) -> AppResult<crate::model::History> {
-    let now = crate::store::now_ms();
+    let now = state.clock.now_ms();
     let today = crate::store::db::day_of(now);
     let first = today - days + 1;
     let mut points: Vec<crate::model::DayPoint> =

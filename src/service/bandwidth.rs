@@ -17,7 +17,7 @@ pub struct Report {
 /// lower than the stored one means the node restarted, so the stored one is
 /// banked rather than lost.
 pub async fn report(state: &AppState, who: &Principal, r: Report) -> AppResult<()> {
-    let now = crate::store::now_ms();
+    let now = state.clock.now_ms();
     state.db.record_bandwidth(who.user_id, r.total_in, r.total_out, r.rate_in, r.rate_out, now).await?;
     Ok(())
 }

@@ -24,7 +24,7 @@ pub fn validate_storage_rented(mb: f64, max_mb: f64) -> AppResult<()> {
 /// Sets (or updates) the pledge and returns the confirmation message.
 pub async fn onboard(state: &AppState, who: &Principal, storage_rented_mb: f64) -> AppResult<String> {
     validate_storage_rented(storage_rented_mb, state.settings.max_storage_rented_mb)?;
-    state.db.set_storage_rented(who.user_id, storage_rented_mb, crate::store::now_ms()).await?;
+    state.db.set_storage_rented(who.user_id, storage_rented_mb, state.clock.now_ms()).await?;
     // f64's Display is the shortest form that reads back the same: 2048, 1.5.
     Ok(format!("{} has been onboarded! with {storage_rented_mb} MB of storage", who.username))
 }

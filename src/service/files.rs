@@ -9,35 +9,46 @@ use crate::store::blobs::Staged;
 use crate::store::db::{DbLock, FileRow, InsertFile, NewFile};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use std::hash::{Hash, Hasher};
+use std::collections::HashMap;
 use std::io::Write;
-use tokio::sync::{mpsc, Mutex, MutexGuard};
+use std::sync::Arc;
+use tokio::sync::{mpsc, Mutex, OwnedMutexGuard};
 
-/// Serialises the commit and the removal of the same content, so a delete
-/// cannot remove an object that a concurrent upload is about to reference.
-pub struct CidLocks([Mutex<()>; 64]);
-
-impl Default for CidLocks {
-    fn default() -> Self {
-        Self(std::array::from_fn(|_| Mutex::new(())))
-    }
-}
+/// Serialises the row commit and the removal of the same content, so a
+/// delete cannot remove an object that a concurrent upload is about to
+/// reference. One lock per CID in use (unrelated CIDs never wait for each
+/// other), held for a check and a transaction, never for a transfer.
+#[derive(Default)]
+pub struct CidLocks(std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>);
 
 /// Both locks on a CID: this instance's and, on a shared database, the
 /// database-wide one (see [`crate::store::Db::lock_cid`]).
 pub struct CidGuard<'a> {
     _db: Option<DbLock>,
-    _local: MutexGuard<'a, ()>,
+    local: Option<OwnedMutexGuard<()>>,
+    locks: &'a CidLocks,
+    cid: String,
 }
 
 impl CidLocks {
     /// Locks `cid` for this instance, then for every instance on the database.
     pub async fn lock<'a>(&'a self, db: &crate::store::Db, cid: &str) -> AppResult<CidGuard<'a>> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        cid.hash(&mut h);
-        let local = self.0[(h.finish() % 64) as usize].lock().await;
-        let db = db.lock_cid(cid).await?;
-        Ok(CidGuard { _db: db, _local: local })
+        let mutex = self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(cid.to_owned()).or_default().clone();
+        let mut guard = CidGuard { _db: None, local: None, locks: self, cid: cid.to_owned() };
+        guard.local = Some(mutex.lock_owned().await);
+        guard._db = db.lock_cid(cid).await?;
+        Ok(guard)
+    }
+}
+
+impl Drop for CidGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.locks.0.lock().unwrap_or_else(|e| e.into_inner());
+        self.local = None;
+        // Nobody else holds or waits for this CID's lock: forget it.
+        if map.get(&self.cid).is_some_and(|m| Arc::strong_count(m) == 1) {
+            map.remove(&self.cid);
+        }
     }
 }
 
@@ -47,6 +58,8 @@ pub struct Ingested {
     pub cid: ContentCid,
     pub car_cid: ContentCid,
     pub size: u64,
+    /// The encoded block index, stored with the blob row.
+    index: Vec<u8>,
 }
 
 /// What an accepted upload answers.
@@ -115,7 +128,8 @@ where
             let _ = tx.send(None).await;
             drop(tx);
             let (staged, imported, car_cid) = worker.await.map_err(AppError::internal)?.map_err(AppError::storage)?;
-            Ok(Ingested { staged, cid: imported.root, car_cid, size: imported.size })
+            let index = content::BlockIndex::of(&imported).encode();
+            Ok(Ingested { staged, cid: imported.root, car_cid, size: imported.size, index })
         }
         Err(e) => {
             drop(tx); // the worker sees the channel close without an end mark and discards
@@ -147,18 +161,28 @@ fn import_worker(mut staged: Box<dyn Staged>, mut rx: mpsc::Receiver<Option<Byte
     Ok((staged, imported, car_cid))
 }
 
-/// Makes an ingested file visible: the object is renamed into place, then
-/// the rows commit (quota checked in the same transaction); only then is
-/// the upload acknowledged.
+/// Makes an ingested file visible: the object is put in place (without any
+/// lock: to a bucket that can take minutes), then, under the CID's lock,
+/// checked to be still there (a delete of the same content, or another
+/// instance's orphan sweep, may have removed it meanwhile: it is put back)
+/// and the rows commit (quota checked in the same transaction); only then
+/// is the upload acknowledged.
 pub async fn commit(state: &AppState, who: &Principal, ingested: Ingested, name: &str, mime: &str) -> AppResult<Uploaded> {
-    let Ingested { staged, cid, car_cid, size } = ingested;
+    let Ingested { mut staged, cid, car_cid, size, index } = ingested;
     let cid = cid.to_string();
     let car_cid = car_cid.to_string();
-    let _guard = state.cid_locks.lock(&state.db, &cid).await?;
-    {
-        let key = cid.clone();
-        tokio::task::spawn_blocking(move || staged.commit(&key)).await.map_err(AppError::internal)?.map_err(AppError::storage)?;
-    }
+    let mut attempts = 0;
+    let _guard = loop {
+        staged = put_object(staged, &cid).await?;
+        let guard = state.cid_locks.lock(&state.db, &cid).await?;
+        if object_exists(state, &cid).await? {
+            break guard;
+        }
+        attempts += 1;
+        if attempts == 3 {
+            return Err(AppError::internal(format!("object {cid} was removed three times while it was stored")));
+        }
+    };
     let row = NewFile {
         user_id: who.user_id,
         cid: &cid,
@@ -166,20 +190,66 @@ pub async fn commit(state: &AppState, who: &Principal, ingested: Ingested, name:
         name,
         mime,
         size: size as i64,
-        now: crate::store::now_ms(),
+        now: state.clock.now_ms(),
+        block_index: &index,
     };
-    match state.db.insert_file(&row, state.settings.user_quota_bytes).await? {
+    let inserted = match state.db.insert_file(&row, state.settings.user_quota_bytes).await {
+        Ok(inserted) => inserted,
+        Err(e) => {
+            // No row refers to the object unless another upload's does: do
+            // not leave it behind (the account may have just been deleted).
+            if matches!(state.db.blob_exists(&cid).await, Ok(false)) {
+                if let Err(cleanup) = remove_object(state, &cid).await {
+                    tracing::error!(%cid, error = %cleanup.message, "could not remove an object whose rows did not commit");
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    match inserted {
         InsertFile::Stored => {
             tracing::info!(user_id = who.user_id, %cid, size, "file stored");
             Ok(Uploaded { cid, car_cid, size })
         }
-        InsertFile::OverQuota => {
+        InsertFile::OverQuota | InsertFile::NoAccount => {
             if !state.db.blob_exists(&cid).await? {
                 remove_object(state, &cid).await?;
             }
-            Err(over_quota())
+            Err(if matches!(inserted, InsertFile::OverQuota) { over_quota() } else { AppError::token_invalid() })
         }
     }
+}
+
+/// Puts the staged bytes in place under `key`; hands the staged copy back
+/// (it is kept until dropped, for putting back).
+async fn put_object(mut staged: Box<dyn Staged>, key: &str) -> AppResult<Box<dyn Staged>> {
+    let key = key.to_owned();
+    let (staged, done) = tokio::task::spawn_blocking(move || {
+        let done = staged.commit(&key);
+        (staged, done)
+    })
+    .await
+    .map_err(AppError::internal)?;
+    done.map_err(AppError::storage)?;
+    Ok(staged)
+}
+
+async fn object_exists(state: &AppState, key: &str) -> AppResult<bool> {
+    let blobs = state.blobs.clone();
+    let key = key.to_owned();
+    tokio::task::spawn_blocking(move || blobs.contains(&key)).await.map_err(AppError::internal)?.map_err(AppError::storage)
+}
+
+/// Removes the objects of CIDs whose blob rows are gone, each under its
+/// lock and only if no upload stored it again meanwhile.
+pub async fn remove_unreferenced(state: &AppState, cids: &[String]) -> AppResult<()> {
+    for cid in cids {
+        let _guard = state.cid_locks.lock(&state.db, cid).await?;
+        if !state.db.blob_exists(cid).await? {
+            remove_object(state, cid).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn remove_object(state: &AppState, cid: &str) -> AppResult<()> {

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod bandwidth;
 pub mod devices;
+pub mod download;
 pub mod files;
 pub mod passwords;
 pub mod reset;

@@ -68,7 +68,7 @@ pub async fn send_code(state: &AppState, email: &str, client: &str) -> AppResult
         .await?
         .ok_or_else(|| AppError::not_found("Email not found, Please register first"))?;
     let code = new_code();
-    let now = crate::store::now_ms();
+    let now = state.clock.now_ms();
     state.db.put_reset(user.id, &code_mac(state, user.id, &code), now + s.otp_ttl_secs * 1000, now).await?;
     if let Err(e) = state.mailer.send(reset_mail(state, &user.email, &code)).await {
         tracing::error!(error = %e, user_id = user.id, "reset mail not delivered");
@@ -98,7 +98,7 @@ pub async fn verify(state: &AppState, email: &str, code: &str, new_password: &st
     validate_password(new_password)?;
     let failed = || AppError::bad_request(OTP_FAILED);
     let code = code.trim();
-    let now = crate::store::now_ms();
+    let now = state.clock.now_ms();
     let Some(pending) = state.db.reset_of(user.id).await? else { return Err(failed()) };
     if pending.expires_at <= now || pending.attempts >= s.otp_max_attempts {
         return Err(failed());
@@ -112,7 +112,7 @@ pub async fn verify(state: &AppState, email: &str, code: &str, new_password: &st
     }
     let hash = state.hasher.hash(new_password).await?;
     // Consumed atomically: of two concurrent uses of one code, one wins.
-    if !state.db.complete_reset(user.id, &mac, &hash, crate::store::now_ms(), s.otp_max_attempts).await? {
+    if !state.db.complete_reset(user.id, &mac, &hash, state.clock.now_ms(), s.otp_max_attempts).await? {
         return Err(failed());
     }
     state.throttle.clear(&by_email).await?;

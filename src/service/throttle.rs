@@ -5,7 +5,9 @@
 //! attempts over instances.
 
 use crate::error::AppResult;
-use crate::store::{now_ms, Db};
+use crate::clock::Clock;
+use crate::store::Db;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -13,19 +15,20 @@ pub struct Throttle {
     db: Db,
     window_ms: i64,
     recorded: AtomicU64,
+    clock: Arc<Clock>,
 }
 
 /// Every this many recorded failures, windows that are over are deleted.
 const SWEEP_EVERY: u64 = 1000;
 
 impl Throttle {
-    pub fn new(db: Db, window: Duration) -> Self {
-        Self { db, window_ms: window.as_millis().min(i64::MAX as u128) as i64, recorded: AtomicU64::new(0) }
+    pub fn new(db: Db, window: Duration, clock: Arc<Clock>) -> Self {
+        Self { db, window_ms: window.as_millis().min(i64::MAX as u128) as i64, recorded: AtomicU64::new(0), clock }
     }
 
     /// Windows that started at or before this instant are over.
     fn window_over_at(&self) -> i64 {
-        now_ms().saturating_sub(self.window_ms)
+        self.clock.now_ms().saturating_sub(self.window_ms)
     }
 
     /// True when `key` has used up `budget` attempts in the current window.
@@ -48,7 +51,7 @@ impl Throttle {
 
     /// Counts one attempt against `key`; returns the count of its window.
     pub async fn record(&self, key: &str) -> AppResult<i64> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let over = now.saturating_sub(self.window_ms);
         let count = self.db.throttle_record(key, now, over).await?;
         if self.recorded.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
@@ -77,19 +80,19 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = format!("sqlite://{}", dir.join("t.db").display());
         let db = Db::connect(&url, 2, Duration::from_secs(2)).await.expect("database");
-        (Throttle::new(db, window), dir)
+        (Throttle::new(db, window, Arc::new(Clock::movable())), dir)
     }
 
     #[tokio::test]
     async fn blocks_after_budget_and_recovers_after_window() {
-        let (t, dir) = throttle(Duration::from_millis(300)).await;
+        let (t, dir) = throttle(Duration::from_secs(300)).await;
         for _ in 0..3 {
             assert!(!t.over_budget(&[("a", 3)]).await.unwrap());
         }
         assert!(t.is_blocked("a", 3).await.unwrap());
         assert!(!t.is_blocked("b", 3).await.unwrap());
         assert!(t.over_budget(&[("b", 3), ("a", 3)]).await.unwrap());
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        t.clock.advance(300_001).unwrap();
         assert!(!t.is_blocked("a", 3).await.unwrap());
         // An attempt after the window starts a new one, counted from 1.
         assert_eq!(t.record("a").await.unwrap(), 1);
@@ -106,7 +109,7 @@ mod tests {
     #[tokio::test]
     async fn two_instances_on_one_database_count_together() {
         let (a, dir) = throttle(Duration::from_secs(60)).await;
-        let b = Throttle::new(a.db.clone(), Duration::from_secs(60));
+        let b = Throttle::new(a.db.clone(), Duration::from_secs(60), a.clock.clone());
         a.record("k").await.unwrap();
         b.record("k").await.unwrap();
         assert!(a.is_blocked("k", 2).await.unwrap());

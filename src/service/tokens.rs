@@ -3,8 +3,10 @@
 //! token kind, the account's token version (bumping it revokes every older
 //! token) and a token id (so one session can be revoked on its own).
 
+use crate::clock::Clock;
 use crate::error::{AppError, AppResult};
 use crate::util::random_hex;
+use std::sync::Arc;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -68,6 +70,7 @@ pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    clock: Arc<Clock>,
 }
 
 pub const SECRET_ENV: &str = "PEERVAULT_JWT_SECRET";
@@ -78,13 +81,31 @@ impl TokenKeys {
     pub fn from_secret(secret: &[u8]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        // Expiry is checked against the app's clock (see `unexpired`).
+        validation.validate_exp = false;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         Self {
             secret: secret.to_vec(),
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            clock: Arc::new(Clock::system()),
         }
+    }
+
+    /// Expiry and issue times follow `clock`.
+    pub fn with_clock(mut self, clock: Arc<Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now_secs(&self) -> i64 {
+        self.clock.now_ms().div_euclid(1000)
+    }
+
+    /// A token whose `exp` has passed is invalid (no leeway).
+    fn unexpired(&self, exp: i64) -> bool {
+        exp >= self.now_secs()
     }
 
     /// `PEERVAULT_JWT_SECRET` if set; otherwise the secret file in the data
@@ -113,7 +134,7 @@ impl TokenKeys {
 
     /// A token for the account; `peer_id` binds a device token to the current peerId.
     pub fn issue(&self, account: &TokenAccount<'_>, kind: TokenKind, peer_id: Option<&str>, ttl_secs: i64) -> AppResult<String> {
-        let now = crate::store::now_ms() / 1000;
+        let now = self.now_secs();
         let pid = peer_id.map(|p| self.peer_fingerprint(p));
         let claims = Claims {
             sub: account.id.to_string(),
@@ -132,8 +153,10 @@ impl TokenKeys {
     /// token version against the account.
     pub fn decode(&self, token: &str) -> AppResult<Claims> {
         decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()
             .map(|data| data.claims)
-            .map_err(|_| AppError::token_invalid())
+            .filter(|c| self.unexpired(c.exp))
+            .ok_or_else(AppError::token_invalid)
     }
 }
 
@@ -153,7 +176,7 @@ impl TokenKeys {
     }
 
     pub fn issue_download(&self, account: &TokenAccount<'_>, cid: &str, ttl_secs: i64) -> AppResult<String> {
-        let now = crate::store::now_ms() / 1000;
+        let now = self.now_secs();
         let claims = DownloadClaims {
             sub: account.id.to_string(),
             non: account.nonce.to_owned(),
@@ -170,7 +193,7 @@ impl TokenKeys {
         decode::<DownloadClaims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .ok()
-            .filter(|c| c.kind == DOWNLOAD_KIND)
+            .filter(|c| c.kind == DOWNLOAD_KIND && self.unexpired(c.exp))
             .ok_or_else(|| AppError::forbidden("Download link is invalid or has expired"))
     }
 }
@@ -212,5 +235,14 @@ mod tests {
         assert!(keys.decode(&link).is_err());
         assert!(keys.decode_download(&t).is_err());
         assert_eq!(keys.decode_download(&link).unwrap().cid, "bafkx");
+        // expiry follows the app's clock
+        let clock = Arc::new(Clock::movable());
+        let keys = keys.with_clock(clock.clone());
+        let t = keys.issue(&account, TokenKind::User, None, 60).unwrap();
+        let link = keys.issue_download(&account, "bafkx", 60).unwrap();
+        clock.advance(60_000).unwrap();
+        assert!(keys.decode(&t).is_ok() && keys.decode_download(&link).is_ok());
+        clock.advance(1_000).unwrap();
+        assert!(keys.decode(&t).is_err() && keys.decode_download(&link).is_err());
     }
 }

@@ -51,7 +51,7 @@ pub async fn heartbeat(state: &AppState, who: &Principal, claimed_seconds: f64) 
             .await
             .map_err(db_failure)?
             .ok_or_else(AppError::token_invalid)?;
-        let now = crate::store::now_ms().max(current.last_heartbeat_at.unwrap_or(0));
+        let now = state.clock.now_ms().max(current.last_heartbeat_at.unwrap_or(0));
         let credit = credited_ms(current.last_heartbeat_at, now, max_gap_ms);
         let earned = coins(credit, current.storage_rented_mb, rate);
         let recorded = state

@@ -15,9 +15,11 @@ use std::path::{Path, PathBuf};
 pub trait Staged: Write + Send {
     /// Reads back what was written so far, from the start.
     fn read_back(&mut self) -> io::Result<Box<dyn Read + '_>>;
-    /// Makes the bytes durable and visible under `key`. If an object with
-    /// that key exists already (identical content), the staged copy is dropped.
-    fn commit(self: Box<Self>, key: &str) -> io::Result<()>;
+    /// Makes the bytes durable and visible under `key` (if an object with
+    /// that key exists already, it is identical content and stays). The
+    /// staged bytes are kept until this is dropped, so it can be done again
+    /// if the object was removed meanwhile.
+    fn commit(&mut self, key: &str) -> io::Result<()>;
 }
 
 pub trait BlobStore: Send + Sync {
@@ -68,18 +70,17 @@ impl LocalBlobs {
     }
 }
 
-/// A staging file under a staging directory; removed on drop unless kept.
+/// A staging file under a staging directory; removed on drop.
 pub(crate) struct StagingFile {
     file: File,
     path: PathBuf,
-    keep: bool,
 }
 
 impl StagingFile {
     pub(crate) fn create(dir: &Path) -> io::Result<Self> {
         let path = dir.join(format!("{}.part", crate::util::random_hex(16)));
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
-        Ok(Self { file, path, keep: false })
+        Ok(Self { file, path })
     }
 
     /// A reader of everything written so far, from the start.
@@ -106,9 +107,7 @@ impl Write for StagingFile {
 
 impl Drop for StagingFile {
     fn drop(&mut self) {
-        if !self.keep {
-            let _ = fs::remove_file(&self.path);
-        }
+        let _ = fs::remove_file(&self.path);
     }
 }
 
@@ -144,7 +143,7 @@ impl Staged for LocalStaged {
         Ok(Box::new(self.staging.reader()?))
     }
 
-    fn commit(mut self: Box<Self>, key: &str) -> io::Result<()> {
+    fn commit(&mut self, key: &str) -> io::Result<()> {
         check_key(key)?;
         let shard_dir = self.objects.join(&key[key.len().saturating_sub(2)..]);
         let target = shard_dir.join(key);
@@ -154,8 +153,13 @@ impl Staged for LocalStaged {
         }
         self.staging.file.sync_all().map_err(|e| self.staging.at_path(e))?;
         fs::create_dir_all(&shard_dir)?;
-        fs::rename(&self.staging.path, &target).map_err(|e| self.staging.at_path(e))?;
-        self.staging.keep = true;
+        // A second name for the staged file (atomic, like a rename); the
+        // staging name goes on drop.
+        match fs::hard_link(&self.staging.path, &target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) => return Err(self.staging.at_path(e)),
+        }
         sync_dir(&shard_dir)
     }
 }
@@ -235,6 +239,11 @@ mod tests {
         let mut again = store.stage().unwrap();
         again.write_all(b"hello world").unwrap();
         again.commit("bafkabc").unwrap();
+        // committing again after the object was removed puts it back
+        assert!(store.remove("bafkabc").unwrap());
+        staged.commit("bafkabc").unwrap();
+        assert!(store.contains("bafkabc").unwrap());
+        drop((staged, again));
         assert_eq!(fs::read_dir(root.join("staging")).unwrap().count(), 0);
         assert_eq!(store.keys().unwrap(), vec!["bafkabc".to_string()]);
         // an abandoned staging file is swept

@@ -193,11 +193,14 @@ pub struct NewFile<'a> {
     pub mime: &'a str,
     pub size: i64,
     pub now: i64,
+    /// The object's block index (`content::BlockIndex`, encoded).
+    pub block_index: &'a [u8],
 }
 
 pub enum InsertFile {
     Stored,
     OverQuota,
+    NoAccount,
 }
 
 /// A pending password reset.
@@ -553,21 +556,29 @@ impl Db {
             // The account's row first: SQLite takes its write lock at once, and
             // PostgreSQL locks the row, so one account's uploads commit one at a
             // time and the quota check below sees every earlier one.
-            sqlx::query("UPDATE users SET files_uploaded_bytes = files_uploaded_bytes + $1 WHERE id = $2")
+            let account = sqlx::query("UPDATE users SET files_uploaded_bytes = files_uploaded_bytes + $1 WHERE id = $2")
                 .bind(f.size)
                 .bind(f.user_id)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+            if account == 0 {
+                // The account was deleted while the file streamed in.
+                tx.rollback().await?;
+                return Ok(InsertFile::NoAccount);
+            }
             // The blob row is locked too (DO UPDATE, not DO NOTHING), so a
             // delete of the same content cannot count its files meanwhile.
             sqlx::query(
-                "INSERT INTO blobs (cid, car_cid, size, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (cid) DO UPDATE SET car_cid = excluded.car_cid",
+                "INSERT INTO blobs (cid, car_cid, size, created_at, block_index) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (cid) DO UPDATE SET car_cid = excluded.car_cid, \
+                   block_index = COALESCE(blobs.block_index, excluded.block_index)",
             )
             .bind(f.cid)
             .bind(f.car_cid)
             .bind(f.size)
             .bind(f.now)
+            .bind(f.block_index)
             .execute(&mut *tx)
             .await?;
             sqlx::query(
@@ -671,7 +682,28 @@ impl Db {
         })
     }
 
-    pub async fn add_downloaded(&self, user_id: i64, bytes: i64) -> Result<(), sqlx::Error> {
+    /// The stored object's block index: `None` without a blob row,
+    /// `Some(None)` for an object stored before indexes were kept.
+    pub async fn block_index(&self, cid: &str) -> Result<Option<Option<Vec<u8>>>, sqlx::Error> {
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT block_index FROM blobs WHERE cid = $1").bind(cid).fetch_optional(pool).await?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    /// Keeps the block index of an object stored without one.
+    pub async fn fill_block_index(&self, cid: &str, index: &[u8]) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE blobs SET block_index = $1 WHERE cid = $2 AND block_index IS NULL")
+                .bind(index)
+                .bind(cid)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    pub async fn add_downloaded(&self, user_id: i64, bytes: i64, now: i64) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE users SET files_downloaded_bytes = files_downloaded_bytes + $1 WHERE id = $2")
@@ -681,7 +713,7 @@ impl Db {
                 .await?;
             sqlx::query(ADD_TRAFFIC)
                 .bind(user_id)
-                .bind(day_of(super::now_ms()))
+                .bind(day_of(now))
                 .bind(0i64)
                 .bind(bytes)
                 .bind(0i64)
@@ -855,6 +887,48 @@ impl Db {
         })
     }
 
+    /// Deletes the account and its files in one transaction; returns the
+    /// CIDs no account references any more (their blob rows are gone: the
+    /// caller removes the objects). The account's row is locked first, as
+    /// an upload's commit does, so an upload either commits before (and its
+    /// file goes here) or finds no account and commits nothing.
+    pub async fn delete_account(&self, user_id: i64) -> Result<Vec<String>, sqlx::Error> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let found = sqlx::query("UPDATE users SET files_uploaded_bytes = files_uploaded_bytes WHERE id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if found == 0 {
+                tx.rollback().await?;
+                return Ok(Vec::new());
+            }
+            let cids: Vec<String> = sqlx::query("SELECT DISTINCT cid FROM files WHERE user_id = $1 ORDER BY cid")
+                .bind(user_id)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|r| r.get(0))
+                .collect();
+            sqlx::query("DELETE FROM files WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+            let mut unreferenced = Vec::new();
+            for cid in cids {
+                // As in `delete_files`: lock the blob row, then count.
+                sqlx::query("UPDATE blobs SET size = size WHERE cid = $1").bind(&cid).execute(&mut *tx).await?;
+                let left: i64 =
+                    sqlx::query("SELECT COUNT(*) FROM files WHERE cid = $1").bind(&cid).fetch_one(&mut *tx).await?.get(0);
+                if left == 0 {
+                    sqlx::query("DELETE FROM blobs WHERE cid = $1").bind(&cid).execute(&mut *tx).await?;
+                    unreferenced.push(cid);
+                }
+            }
+            sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(unreferenced)
+        })
+    }
+
     /// Deletes the account; its ledger, reports, resets and file rows go with it.
     pub async fn delete_user(&self, user_id: i64) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => {
@@ -986,7 +1060,7 @@ mod tests {
 
     /// Migrations written per backend on purpose (random functions differ);
     /// both sets must still have them.
-    const BACKEND_SPECIFIC: &[&str] = &["0006_account_nonce_and_revoked_sessions.sql"];
+    const BACKEND_SPECIFIC: &[&str] = &["0006_account_nonce_and_revoked_sessions.sql", "0007_block_index.sql"];
 
     /// The two migration sets differ only in how a row id is generated.
     #[test]

@@ -158,7 +158,7 @@ impl Staged for S3Staged {
         Ok(Box::new(self.staging.reader()?))
     }
 
-    fn commit(self: Box<Self>, key: &str) -> io::Result<()> {
+    fn commit(&mut self, key: &str) -> io::Result<()> {
         let location = object_path(&self.prefix, key)?;
         let store = self.store.clone();
         let mut reader = self.staging.reader()?;
