@@ -244,15 +244,15 @@ pub async fn history(state: &AppState, who: &Principal, days: i64) -> AppResult<
     let first = today - days + 1;
     let mut points: Vec<crate::model::DayPoint> =
         (first..=today).map(|day| crate::model::DayPoint { day, ..Default::default() }).collect();
-    for (day, coins, ms) in state.db.ledger_by_day(who.user_id, first).await? {
-        if let Some(p) = points.get_mut((day - first) as usize) {
-            p.coins = coins;
-            p.uptime_seconds = ms / 1000;
+    for d in state.db.ledger_by_day(who.user_id, first).await? {
+        if let Some(p) = points.get_mut((d.day - first) as usize) {
+            p.coins = d.coins;
+            p.uptime_seconds = d.credited_ms / 1000;
         }
     }
-    for (day, up, down, pin, pout) in state.db.traffic_by_day(who.user_id, first).await? {
-        if let Some(p) = points.get_mut((day - first) as usize) {
-            (p.files_up, p.files_down, p.peer_in, p.peer_out) = (up, down, pin, pout);
+    for d in state.db.traffic_by_day(who.user_id, first).await? {
+        if let Some(p) = points.get_mut((d.day - first) as usize) {
+            (p.files_up, p.files_down, p.peer_in, p.peer_out) = (d.files_up, d.files_down, d.peer_in, d.peer_out);
         }
     }
     Ok(crate::model::History { days: points, now })

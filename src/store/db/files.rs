@@ -1,0 +1,206 @@
+//! Files and blobs: stored content (one blob row per CID, with its block
+//! index) and the files that name it.
+
+use super::{ADD_TRAFFIC, Db, Pool, day_of};
+use sqlx::Row;
+
+/// A file as listed to its owner.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FileRow {
+    pub id: i64,
+    pub name: String,
+    pub cid: String,
+    pub car_cid: String,
+    pub mime: String,
+    pub size: i64,
+    pub uploaded_at: i64,
+}
+
+/// What a new file row needs.
+pub struct NewFile<'a> {
+    pub user_id: i64,
+    pub cid: &'a str,
+    pub car_cid: &'a str,
+    pub name: &'a str,
+    pub mime: &'a str,
+    pub size: i64,
+    pub now: i64,
+    /// The object's block index (`content::BlockIndex`, encoded).
+    pub block_index: &'a [u8],
+}
+
+pub enum InsertFile {
+    Stored,
+    OverQuota,
+    NoAccount,
+}
+
+impl Db {
+    pub async fn space_used(&self, user_id: i64) -> Result<i64, sqlx::Error> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                concat!("SELECT ", space_used_of!("$1")),
+            )
+            .bind(user_id)
+            .fetch_one(pool)
+            .await?;
+            Ok(row.get(0))
+        })
+    }
+
+    /// Records an upload whose object is already in the blob store: the blob
+    /// row (once per CID), the file row and the upload counter, in one
+    /// transaction that is rolled back if the account would exceed `quota`.
+    pub async fn insert_file(&self, f: &NewFile<'_>, quota: i64) -> Result<InsertFile, sqlx::Error> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // The account's row first: SQLite takes its write lock at once, and
+            // PostgreSQL locks the row, so one account's uploads commit one at a
+            // time and the quota check below sees every earlier one.
+            let account = sqlx::query("UPDATE users SET files_uploaded_bytes = files_uploaded_bytes + $1 WHERE id = $2")
+                .bind(f.size)
+                .bind(f.user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if account == 0 {
+                // The account was deleted while the file streamed in.
+                tx.rollback().await?;
+                return Ok(InsertFile::NoAccount);
+            }
+            // The blob row is locked too (DO UPDATE, not DO NOTHING), so a
+            // delete of the same content cannot count its files meanwhile.
+            sqlx::query(
+                "INSERT INTO blobs (cid, car_cid, size, created_at, block_index) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (cid) DO UPDATE SET car_cid = excluded.car_cid, \
+                   block_index = COALESCE(blobs.block_index, excluded.block_index)",
+            )
+            .bind(f.cid)
+            .bind(f.car_cid)
+            .bind(f.size)
+            .bind(f.now)
+            .bind(f.block_index)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO files (user_id, cid, name, mime, size, uploaded_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(f.user_id)
+            .bind(f.cid)
+            .bind(f.name)
+            .bind(f.mime)
+            .bind(f.size)
+            .bind(f.now)
+            .execute(&mut *tx)
+            .await?;
+            let used: i64 = sqlx::query(
+                concat!("SELECT ", space_used_of!("$1")),
+            )
+            .bind(f.user_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+            if used > quota {
+                tx.rollback().await?;
+                return Ok(InsertFile::OverQuota);
+            }
+            sqlx::query(ADD_TRAFFIC)
+                .bind(f.user_id)
+                .bind(day_of(f.now))
+                .bind(f.size)
+                .bind(0i64)
+                .bind(0i64)
+                .bind(0i64)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(InsertFile::Stored)
+        })
+    }
+
+    /// The account's files, newest first.
+    pub async fn list_files(&self, user_id: i64) -> Result<Vec<FileRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at \
+                 FROM files f JOIN blobs b ON b.cid = f.cid \
+                 WHERE f.user_id = $1 ORDER BY f.uploaded_at DESC, f.id DESC",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await
+        })
+    }
+
+    /// The account's newest file with this CID.
+    pub async fn file_by_cid(&self, user_id: i64, cid: &str) -> Result<Option<FileRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at \
+                 FROM files f JOIN blobs b ON b.cid = f.cid \
+                 WHERE f.user_id = $1 AND f.cid = $2 ORDER BY f.uploaded_at DESC, f.id DESC LIMIT 1",
+            )
+            .bind(user_id)
+            .bind(cid)
+            .fetch_optional(pool)
+            .await
+        })
+    }
+
+    /// Removes the account's files with this CID. Returns `None` if it had
+    /// none, else whether the content is now unreferenced (its blob row is
+    /// then deleted too, in the same transaction).
+    pub async fn delete_files(&self, user_id: i64, cid: &str) -> Result<Option<bool>, sqlx::Error> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let deleted = sqlx::query("DELETE FROM files WHERE user_id = $1 AND cid = $2")
+                .bind(user_id)
+                .bind(cid)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted == 0 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            // Lock the blob row before counting: concurrent deletes (and
+            // uploads) of this content queue here, and the count, a fresh
+            // read after the lock, sees what they committed.
+            sqlx::query("UPDATE blobs SET size = size WHERE cid = $1").bind(cid).execute(&mut *tx).await?;
+            let left: i64 = sqlx::query("SELECT COUNT(*) FROM files WHERE cid = $1").bind(cid).fetch_one(&mut *tx).await?.get(0);
+            if left == 0 {
+                sqlx::query("DELETE FROM blobs WHERE cid = $1").bind(cid).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(Some(left == 0))
+        })
+    }
+
+    pub async fn blob_exists(&self, cid: &str) -> Result<bool, sqlx::Error> {
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM blobs WHERE cid = $1)").bind(cid).fetch_one(pool).await?;
+            Ok(row.get::<bool, _>(0))
+        })
+    }
+
+    /// The stored object's block index: `None` without a blob row,
+    /// `Some(None)` for an object stored before indexes were kept.
+    pub async fn block_index(&self, cid: &str) -> Result<Option<Option<Vec<u8>>>, sqlx::Error> {
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT block_index FROM blobs WHERE cid = $1").bind(cid).fetch_optional(pool).await?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    /// Keeps the block index of an object stored without one.
+    pub async fn fill_block_index(&self, cid: &str, index: &[u8]) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE blobs SET block_index = $1 WHERE cid = $2 AND block_index IS NULL")
+                .bind(index)
+                .bind(cid)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+    }
+}
