@@ -7,7 +7,7 @@ use peervault::app::{shell, App};
 use peervault::clock::Clock;
 use peervault::transport::server;
 use peervault::config::Settings;
-use peervault::service::{passwords::Hasher, throttle::Throttle, tokens::TokenKeys};
+use peervault::service::{passwords::Hasher, throttle::Throttle, tokens::TokenKeys, Services};
 use peervault::state::{AppState, Inner};
 use peervault::store::blobs::{BlobStore, LocalBlobs};
 use peervault::store::s3::S3Blobs;
@@ -186,8 +186,7 @@ async fn serve() -> Result<(), String> {
     let addr: SocketAddr = leptos_options.site_addr;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let listen_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = AppState::new(Inner {
-        leptos_options: leptos_options.clone(),
+    let services = Services {
         settings,
         db,
         tokens,
@@ -198,7 +197,8 @@ async fn serve() -> Result<(), String> {
         cid_locks: Default::default(),
         clock,
         listen_addr,
-    });
+    };
+    let state = AppState::new(Inner { leptos_options: leptos_options.clone(), services });
 
     let routes = generate_route_list(App);
     let header_read_timeout = Duration::from_secs(state.settings.header_read_timeout_secs);

@@ -1,9 +1,9 @@
-//! Everything a request handler or server function needs, shared by reference.
+//! What a request handler or server function needs, shared by reference:
+//! the services, plus what only the web transport uses (Leptos' options).
+//! Derefs to [`Services`], so handlers write `state.db` and pass `&state`
+//! to a service; the services know nothing of this type.
 
-use crate::config::Settings;
-use crate::service::{files::CidLocks, passwords::Hasher, throttle::Throttle, tokens::TokenKeys};
-use crate::store::{blobs::BlobStore, Db};
-use std::net::SocketAddr;
+use crate::service::Services;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use std::sync::Arc;
@@ -13,18 +13,7 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub leptos_options: LeptosOptions,
-    pub settings: Settings,
-    pub db: Db,
-    pub tokens: TokenKeys,
-    pub hasher: Hasher,
-    pub throttle: Throttle,
-    pub blobs: Arc<dyn BlobStore>,
-    pub mailer: Box<dyn crate::mail::MailSender>,
-    pub cid_locks: CidLocks,
-    /// Real time; movable only with `test_clock` (see [`crate::clock`]).
-    pub clock: Arc<crate::clock::Clock>,
-    /// The address the server actually listens on.
-    pub listen_addr: SocketAddr,
+    pub services: Services,
 }
 
 impl AppState {
@@ -34,14 +23,14 @@ impl AppState {
 }
 
 impl std::ops::Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0.services
     }
 }
 
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
-        state.leptos_options.clone()
+        state.0.leptos_options.clone()
     }
 }

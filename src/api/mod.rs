@@ -1,5 +1,7 @@
 //! The raw JSON routes the Android client calls (see docs/API.md and
 //! `/openapi.json`). Each handler parses, calls one service, formats.
+//!
+//! Layering: a transport: uses `transport/` and `service/`, never `pages/`.
 
 pub mod extract;
 pub mod files;

@@ -19,7 +19,7 @@ pub struct AccountView {
 pub async fn account_info() -> Result<Option<AccountView>, AppError> {
     use super::ssr;
     let Some(who) = ssr::session().await? else { return Ok(None) };
-    let (username, email, peer_id) = crate::service::accounts::account(&ssr::state()?, &who).await?;
+    let (username, email, peer_id) = crate::service::accounts::account(&*ssr::state()?, &who).await?;
     Ok(Some(AccountView { username, email, peer_id }))
 }
 
@@ -32,7 +32,7 @@ fn signed_out() -> AppError {
 pub async fn rotate_peer_id() -> Result<String, AppError> {
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(signed_out)?;
-    crate::service::accounts::rotate_peer_id(&ssr::state()?, &who).await
+    crate::service::accounts::rotate_peer_id(&*ssr::state()?, &who).await
 }
 
 /// Changes the password; this session gets a fresh cookie, every other token is revoked.
@@ -41,7 +41,7 @@ pub async fn change_password(current_password: String, new_password: String) -> 
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(signed_out)?;
     let client = ssr::client_addr().await?;
-    let token = crate::service::accounts::change_password(&ssr::state()?, &who, &current_password, &new_password, &client).await?;
+    let token = crate::service::accounts::change_password(&*ssr::state()?, &who, &current_password, &new_password, &client).await?;
     ssr::set_session_cookie(&token)
 }
 
@@ -50,7 +50,7 @@ pub async fn delete_account(confirm: String) -> Result<(), AppError> {
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(signed_out)?;
     let client = ssr::client_addr().await?;
-    crate::service::accounts::delete_account(&ssr::state()?, &who, &confirm, &client).await?;
+    crate::service::accounts::delete_account(&*ssr::state()?, &who, &confirm, &client).await?;
     ssr::clear_session_cookie()?;
     leptos_axum::redirect("/?deleted=1");
     Ok(())

@@ -10,7 +10,7 @@ use leptos_router::components::Redirect;
 pub async fn get_dashboard() -> Result<Option<Dashboard>, AppError> {
     use super::ssr;
     let Some(who) = ssr::session().await? else { return Ok(None) };
-    crate::service::accounts::dashboard(&ssr::state()?, &who).await.map(Some)
+    crate::service::accounts::dashboard(&*ssr::state()?, &who).await.map(Some)
 }
 
 /// The last 30 days of the signed-in user; `None` when nobody is signed in.
@@ -18,7 +18,7 @@ pub async fn get_dashboard() -> Result<Option<Dashboard>, AppError> {
 pub async fn get_history() -> Result<Option<History>, AppError> {
     use super::ssr;
     let Some(who) = ssr::session().await? else { return Ok(None) };
-    crate::service::accounts::history(&ssr::state()?, &who, 30).await.map(Some)
+    crate::service::accounts::history(&*ssr::state()?, &who, 30).await.map(Some)
 }
 
 #[component]

@@ -14,7 +14,7 @@ use leptos_router::components::Redirect;
 pub async fn list_my_files() -> Result<Option<Vec<FileView>>, AppError> {
     use super::ssr;
     let Some(who) = ssr::session().await? else { return Ok(None) };
-    let rows = crate::service::files::list(&ssr::state()?, &who).await?;
+    let rows = crate::service::files::list(&*ssr::state()?, &who).await?;
     Ok(Some(rows.into_iter().map(FileView::from).collect()))
 }
 
@@ -32,7 +32,7 @@ pub async fn upload_my_file(data: MultipartData) -> Result<UploadedView, AppErro
 pub async fn delete_my_file(cid: String) -> Result<(), AppError> {
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;
-    crate::service::files::delete(&ssr::state()?, &who, &cid).await.map_err(gone_from_page)
+    crate::service::files::delete(&*ssr::state()?, &who, &cid).await.map_err(gone_from_page)
 }
 
 /// The API's 404 for a file the account does not store reads "Invalid
@@ -52,7 +52,7 @@ fn gone_from_page(e: AppError) -> AppError {
 pub async fn download_my_file(cid: String) -> Result<String, AppError> {
     use super::ssr;
     let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;
-    let url = crate::service::files::download_link(&ssr::state()?, &who, &cid).await.map_err(gone_from_page)?;
+    let url = crate::service::files::download_link(&*ssr::state()?, &who, &cid).await.map_err(gone_from_page)?;
     if ssr::is_plain_form_post().await? {
         leptos_axum::redirect(&url);
     }

@@ -1,4 +1,7 @@
 //! One module per page, each with the server functions it calls.
+//!
+//! Layering: a transport: server functions use `transport/` and
+//! `service/`, never `api/`.
 
 pub mod account;
 pub mod dashboard;
@@ -62,7 +65,7 @@ pub mod ssr {
     pub async fn session() -> AppResult<Option<Principal>> {
         let parts = request_parts().await?;
         let Some(token) = cookie_value(&parts.headers, SESSION_COOKIE) else { return Ok(None) };
-        match accounts::authenticate(&state()?, &token).await {
+        match accounts::authenticate(&*state()?, &token).await {
             Ok(p) if p.kind == TokenKind::User => Ok(Some(p)),
             Ok(_) => Ok(None),
             Err(e) if e.status == 401 => Ok(None),

@@ -11,7 +11,7 @@ use leptos_router::components::Redirect;
 pub async fn current_pledge() -> Result<Option<f64>, AppError> {
     use super::ssr;
     let Some(who) = ssr::session().await? else { return Ok(None) };
-    Ok(Some(crate::service::accounts::dashboard(&ssr::state()?, &who).await?.storage_rented_mb))
+    Ok(Some(crate::service::accounts::dashboard(&*ssr::state()?, &who).await?.storage_rented_mb))
 }
 
 /// Sets the pledge through the same service as `POST /onboarding`.
@@ -26,7 +26,7 @@ pub async fn pledge_storage(amount: String, unit: String) -> Result<String, AppE
         "MB" => value,
         _ => return Err(AppError::bad_request("Choose GB or MB")),
     };
-    crate::service::devices::onboard(&ssr::state()?, &who, mb).await
+    crate::service::devices::onboard(&*ssr::state()?, &who, mb).await
 }
 
 #[component]

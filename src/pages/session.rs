@@ -15,7 +15,7 @@ pub async fn whoami() -> Result<Option<String>, AppError> {
 pub async fn log_out() -> Result<(), AppError> {
     use super::ssr;
     if let Some(who) = ssr::session().await? {
-        crate::service::accounts::log_out(&ssr::state()?, &who).await?;
+        crate::service::accounts::log_out(&*ssr::state()?, &who).await?;
     }
     ssr::clear_session_cookie()?;
     leptos_axum::redirect("/login");

@@ -5,7 +5,7 @@ use crate::util::{constant_time_eq, random_base58, random_hex};
 use super::Principal;
 use crate::error::{AppError, AppResult};
 use crate::model::Dashboard;
-use crate::state::AppState;
+use super::Services;
 use crate::store::db::{InsertUser, COUNTER_CAP};
 
 pub const MAX_PASSWORD_CHARS: usize = 1024;
@@ -61,7 +61,7 @@ fn user_exists() -> AppError {
 /// Creates an account with a fresh peerId and nonce. Every attempt counts
 /// against the client address's registration budget (and the email's), before
 /// the password is hashed.
-pub async fn register(state: &AppState, username: &str, password: &str, email: &str, client: &str) -> AppResult<()> {
+pub async fn register(state: &Services, username: &str, password: &str, email: &str, client: &str) -> AppResult<()> {
     let email = email.trim();
     validate_username(username)?;
     validate_email(email)?;
@@ -104,7 +104,7 @@ impl Keys {
     }
 
     /// Counts this attempt first; 429 when the account or the address is past its budget.
-    async fn count(&self, state: &AppState) -> AppResult<()> {
+    async fn count(&self, state: &Services) -> AppResult<()> {
         let s = &state.settings;
         let limits = [(self.account.as_str(), s.login_max_failures_per_account), (self.ip.as_str(), s.login_max_failures_per_ip)];
         if state.throttle.over_budget(&limits).await? {
@@ -114,7 +114,7 @@ impl Keys {
     }
 
     /// The attempt succeeded: the account's count starts again, the address gets its attempt back.
-    async fn succeeded(&self, state: &AppState) -> AppResult<()> {
+    async fn succeeded(&self, state: &Services) -> AppResult<()> {
         state.throttle.clear(&self.account).await?;
         state.throttle.refund(&self.ip).await
     }
@@ -125,7 +125,7 @@ fn token_account(a: &crate::store::db::Credentials) -> TokenAccount<'_> {
 }
 
 /// Web/user login by username or email. Returns a `user` token.
-pub async fn login(state: &AppState, login: &str, password: &str, client: &str) -> AppResult<String> {
+pub async fn login(state: &Services, login: &str, password: &str, client: &str) -> AppResult<String> {
     let account = state.db.credentials_by_login(login).await?;
     let keys = Keys::new("login", account.as_ref().map(|a| a.id), login, client);
     keys.count(state).await?;
@@ -140,7 +140,7 @@ pub async fn login(state: &AppState, login: &str, password: &str, client: &str) 
 }
 
 /// Android login with the account's peerId. Returns a `device` token.
-pub async fn device_login(state: &AppState, username: &str, peer_id: &str, client: &str) -> AppResult<String> {
+pub async fn device_login(state: &Services, username: &str, peer_id: &str, client: &str) -> AppResult<String> {
     let account = state.db.credentials_by_username(username).await?;
     let keys = Keys::new("android_auth", account.as_ref().map(|a| a.id), username, client);
     keys.count(state).await?;
@@ -157,7 +157,7 @@ pub async fn device_login(state: &AppState, username: &str, peer_id: &str, clien
 /// Resolves a bearer token to its account, refusing bad, expired and
 /// revoked tokens, and tokens of an account that no longer exists (a later
 /// account with the same id has another nonce).
-pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Principal> {
+pub async fn authenticate(state: &Services, token: &str) -> AppResult<Principal> {
     let claims = state.tokens.decode(token)?;
     let user_id: i64 = claims.sub.parse().map_err(|_| AppError::token_invalid())?;
     let subject = state.db.token_subject(user_id, &claims.jti).await?.ok_or_else(AppError::token_invalid)?;
@@ -181,20 +181,20 @@ pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Principal>
 }
 
 /// Ends the session of this token: it is refused from now on, whatever its expiry.
-pub async fn log_out(state: &AppState, who: &Principal) -> AppResult<()> {
+pub async fn log_out(state: &Services, who: &Principal) -> AppResult<()> {
     state.db.revoke_token(&who.jti, who.expires_at.saturating_mul(1000), state.clock.now_ms()).await?;
     Ok(())
 }
 
 /// The account as its page shows it: (username, email, peerId).
-pub async fn account(state: &AppState, who: &Principal) -> AppResult<(String, String, String)> {
+pub async fn account(state: &Services, who: &Principal) -> AppResult<(String, String, String)> {
     who.require_user()?;
     let a = state.db.account(who.user_id).await?.ok_or_else(AppError::token_invalid)?;
     Ok((a.username, a.email, a.peer_id))
 }
 
 /// Gives the account a new peerId; device tokens issued for the old one stop working.
-pub async fn rotate_peer_id(state: &AppState, who: &Principal) -> AppResult<String> {
+pub async fn rotate_peer_id(state: &Services, who: &Principal) -> AppResult<String> {
     who.require_user()?;
     let peer_id = new_peer_id();
     state.db.set_peer_id(who.user_id, &peer_id).await?;
@@ -205,7 +205,7 @@ pub async fn rotate_peer_id(state: &AppState, who: &Principal) -> AppResult<Stri
 /// Changes the password after checking the current one (throttled like a
 /// login); every older token and download link is revoked. Returns a fresh
 /// user token for the session that asked.
-pub async fn change_password(state: &AppState, who: &Principal, current: &str, new: &str, client: &str) -> AppResult<String> {
+pub async fn change_password(state: &Services, who: &Principal, current: &str, new: &str, client: &str) -> AppResult<String> {
     who.require_user()?;
     let a = state.db.account(who.user_id).await?.ok_or_else(AppError::token_invalid)?;
     let keys = Keys::new("password", Some(who.user_id), &who.username, client);
@@ -225,7 +225,7 @@ pub async fn change_password(state: &AppState, who: &Principal, current: &str, n
 
 /// Deletes the account once `confirm` repeats its username: every row in
 /// one transaction, then the objects no other account references.
-pub async fn delete_account(state: &AppState, who: &Principal, confirm: &str, client: &str) -> AppResult<()> {
+pub async fn delete_account(state: &Services, who: &Principal, confirm: &str, client: &str) -> AppResult<()> {
     who.require_user()?;
     if !confirm.trim().eq_ignore_ascii_case(&who.username) {
         return Err(AppError::bad_request("Type your username to confirm"));
@@ -238,7 +238,7 @@ pub async fn delete_account(state: &AppState, who: &Principal, confirm: &str, cl
 
 /// The last `days` days of coins, uptime and traffic, from the ledger and
 /// the daily traffic table.
-pub async fn history(state: &AppState, who: &Principal, days: i64) -> AppResult<crate::model::History> {
+pub async fn history(state: &Services, who: &Principal, days: i64) -> AppResult<crate::model::History> {
     let now = state.clock.now_ms();
     let today = crate::store::db::day_of(now);
     let first = today - days + 1;
@@ -258,7 +258,7 @@ pub async fn history(state: &AppState, who: &Principal, days: i64) -> AppResult<
     Ok(crate::model::History { days: points, now })
 }
 
-pub async fn dashboard(state: &AppState, who: &Principal) -> AppResult<Dashboard> {
+pub async fn dashboard(state: &Services, who: &Principal) -> AppResult<Dashboard> {
     let row = state.db.dashboard(who.user_id).await?.ok_or_else(AppError::token_invalid)?;
     // Every figure stops at COUNTER_CAP: what a client reports can never
     // make the dashboard overflow.

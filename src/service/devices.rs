@@ -2,7 +2,7 @@
 
 use super::Principal;
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
+use super::Services;
 
 /// The smallest pledge: 1 MB (anything less is no storage to rent out, and
 /// tiny fractions like 1e-320 would echo as 300-character numbers).
@@ -22,7 +22,7 @@ pub fn validate_storage_rented(mb: f64, max_mb: f64) -> AppResult<()> {
 }
 
 /// Sets (or updates) the pledge and returns the confirmation message.
-pub async fn onboard(state: &AppState, who: &Principal, storage_rented_mb: f64) -> AppResult<String> {
+pub async fn onboard(state: &Services, who: &Principal, storage_rented_mb: f64) -> AppResult<String> {
     validate_storage_rented(storage_rented_mb, state.settings.max_storage_rented_mb)?;
     state.db.set_storage_rented(who.user_id, storage_rented_mb, state.clock.now_ms()).await?;
     // f64's Display is the shortest form that reads back the same: 2048, 1.5.

@@ -7,7 +7,7 @@
 use super::files::Download;
 use crate::content::{BlockIndex, CarWriter, Importer, LeafSpan, Params, PlannedBlock, RootBlock};
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
+use super::Services;
 use crate::store::Db;
 use bytes::Bytes;
 use futures::Stream;
@@ -41,7 +41,7 @@ pub struct Content {
 /// the length is worked out. The object is opened before this returns, so
 /// a store that cannot be read is an error here, not a body cut short.
 pub async fn open(
-    state: &AppState,
+    state: &Services,
     download: &Download,
     format: Format,
     range: Option<(u64, u64)>,
@@ -177,7 +177,7 @@ fn read_leaf(input: &mut dyn Read, leaf: LeafSpan<'_>, buf: &mut Vec<u8>) -> io:
 /// The object's block index; for an object stored before indexes were
 /// kept, made once from its content (which must still hash to its CID)
 /// and kept.
-pub async fn index_of(state: &AppState, cid: &str, size: u64) -> AppResult<BlockIndex> {
+pub async fn index_of(state: &Services, cid: &str, size: u64) -> AppResult<BlockIndex> {
     match state.db.block_index(cid).await? {
         None => Err(AppError::not_found("File not found")),
         Some(Some(bytes)) => BlockIndex::decode(&bytes, size).map_err(AppError::internal),
@@ -247,7 +247,7 @@ impl Write for BodyWriter {
 /// it is handed on; a stream dropped early (the client went away) records
 /// what it had handed on.
 fn produce(
-    state: &AppState,
+    state: &Services,
     owner_id: i64,
     len: u64,
     write: impl FnOnce(&mut BodyWriter) -> io::Result<()> + Send + 'static,

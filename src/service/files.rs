@@ -4,7 +4,7 @@
 use super::Principal;
 use crate::content::{self, ContentCid, Importer, Params};
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
+use super::Services;
 use crate::store::blobs::Staged;
 use crate::store::db::{DbLock, FileRow, InsertFile, NewFile};
 use bytes::Bytes;
@@ -81,7 +81,7 @@ fn over_quota() -> AppError {
 /// Streams a file's bytes into the importer and a staging object, on the
 /// blocking pool, with memory bounded by a few chunks. Nothing is visible
 /// until `commit`; dropping the result (or any error) leaves nothing behind.
-pub async fn ingest<S>(state: &AppState, who: &Principal, mut body: S) -> AppResult<Ingested>
+pub async fn ingest<S>(state: &Services, who: &Principal, mut body: S) -> AppResult<Ingested>
 where
     S: Stream<Item = AppResult<Bytes>> + Unpin,
 {
@@ -167,7 +167,7 @@ fn import_worker(mut staged: Box<dyn Staged>, mut rx: mpsc::Receiver<Option<Byte
 /// instance's orphan sweep, may have removed it meanwhile: it is put back)
 /// and the rows commit (quota checked in the same transaction); only then
 /// is the upload acknowledged.
-pub async fn commit(state: &AppState, who: &Principal, ingested: Ingested, name: &str, mime: &str) -> AppResult<Uploaded> {
+pub async fn commit(state: &Services, who: &Principal, ingested: Ingested, name: &str, mime: &str) -> AppResult<Uploaded> {
     let Ingested { mut staged, cid, car_cid, size, index } = ingested;
     let cid = cid.to_string();
     let car_cid = car_cid.to_string();
@@ -234,7 +234,7 @@ async fn put_object(mut staged: Box<dyn Staged>, key: &str) -> AppResult<Box<dyn
     Ok(staged)
 }
 
-async fn object_exists(state: &AppState, key: &str) -> AppResult<bool> {
+async fn object_exists(state: &Services, key: &str) -> AppResult<bool> {
     let blobs = state.blobs.clone();
     let key = key.to_owned();
     tokio::task::spawn_blocking(move || blobs.contains(&key)).await.map_err(AppError::internal)?.map_err(AppError::storage)
@@ -242,7 +242,7 @@ async fn object_exists(state: &AppState, key: &str) -> AppResult<bool> {
 
 /// Removes the objects of CIDs whose blob rows are gone, each under its
 /// lock and only if no upload stored it again meanwhile.
-pub async fn remove_unreferenced(state: &AppState, cids: &[String]) -> AppResult<()> {
+pub async fn remove_unreferenced(state: &Services, cids: &[String]) -> AppResult<()> {
     for cid in cids {
         let _guard = state.cid_locks.lock(&state.db, cid).await?;
         if !state.db.blob_exists(cid).await? {
@@ -252,7 +252,7 @@ pub async fn remove_unreferenced(state: &AppState, cids: &[String]) -> AppResult
     Ok(())
 }
 
-async fn remove_object(state: &AppState, cid: &str) -> AppResult<()> {
+async fn remove_object(state: &Services, cid: &str) -> AppResult<()> {
     let blobs = state.blobs.clone();
     let key = cid.to_owned();
     tokio::task::spawn_blocking(move || blobs.remove(&key)).await.map_err(AppError::internal)?.map_err(AppError::storage)?;
@@ -280,13 +280,13 @@ fn not_stored() -> AppError {
     AppError::not_found("Invalid Credentials")
 }
 
-pub async fn list(state: &AppState, who: &Principal) -> AppResult<Vec<FileRow>> {
+pub async fn list(state: &Services, who: &Principal) -> AppResult<Vec<FileRow>> {
     Ok(state.db.list_files(who.user_id).await?)
 }
 
 /// Deletes the account's files with this CID; the object goes once no
 /// account references it. Links handed out for it stop working.
-pub async fn delete(state: &AppState, who: &Principal, cid: &str) -> AppResult<()> {
+pub async fn delete(state: &Services, who: &Principal, cid: &str) -> AppResult<()> {
     let cid = parse_cid(cid)?.to_string();
     let _guard = state.cid_locks.lock(&state.db, &cid).await?;
     match state.db.delete_files(who.user_id, &cid).await? {
@@ -301,7 +301,7 @@ pub async fn delete(state: &AppState, who: &Principal, cid: &str) -> AppResult<(
 }
 
 /// The base of links handed out: `public_url`, else where the server listens.
-pub fn public_base(state: &AppState) -> String {
+pub fn public_base(state: &Services) -> String {
     let configured = state.settings.public_url.trim_end_matches('/');
     if configured.is_empty() {
         format!("http://{}", state.listen_addr)
@@ -311,7 +311,7 @@ pub fn public_base(state: &AppState) -> String {
 }
 
 /// A signed, expiring, absolute link to a file the account stores.
-pub async fn download_link(state: &AppState, who: &Principal, cid: &str) -> AppResult<String> {
+pub async fn download_link(state: &Services, who: &Principal, cid: &str) -> AppResult<String> {
     let cid = parse_cid(cid)?.to_string();
     let file = state.db.file_by_cid(who.user_id, &cid).await?.ok_or_else(not_stored)?;
     let token = state.tokens.issue_download(&who.token_account(), &cid, state.settings.download_link_ttl_secs)?;
@@ -330,7 +330,7 @@ pub struct Download {
 
 /// Checks a download link's token against the CID it names and that the
 /// owner still stores the file.
-pub async fn open_download(state: &AppState, cid: &str, token: Option<&str>) -> AppResult<Download> {
+pub async fn open_download(state: &Services, cid: &str, token: Option<&str>) -> AppResult<Download> {
     let forbidden = || AppError::forbidden("Download link is invalid or has expired");
     let cid = parse_cid(cid)?.to_string();
     let claims = state.tokens.decode_download(token.ok_or_else(forbidden)?).map_err(|_| forbidden())?;

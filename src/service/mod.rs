@@ -1,5 +1,8 @@
 //! The rules, each written once. JSON routes and server functions both call
 //! these; nothing here knows about HTTP.
+//!
+//! Layering: called by `api/` and `pages/`; calls `store/`, `content/`,
+//! `mail`, `clock`, `util`; never imports a transport or the state.
 
 pub mod accounts;
 pub mod bandwidth;
@@ -13,6 +16,25 @@ pub mod tokens;
 pub mod uptime;
 
 use tokens::TokenKind;
+
+/// What the rules work with: settings, the stores, keys, the clock. Built
+/// once at start-up; the transports hold it inside their own state (which
+/// adds what only HTTP needs), so services never depend on a transport.
+pub struct Services {
+    pub settings: crate::config::Settings,
+    pub db: crate::store::Db,
+    pub tokens: tokens::TokenKeys,
+    pub hasher: passwords::Hasher,
+    pub throttle: throttle::Throttle,
+    pub blobs: std::sync::Arc<dyn crate::store::blobs::BlobStore>,
+    pub mailer: Box<dyn crate::mail::MailSender>,
+    pub cid_locks: files::CidLocks,
+    /// Real time; movable only with `test_clock` (see [`crate::clock`]).
+    pub clock: std::sync::Arc<crate::clock::Clock>,
+    /// The address the server actually listens on (the base of links when
+    /// no public URL is set).
+    pub listen_addr: std::net::SocketAddr,
+}
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 use super::accounts::validate_password;
 use crate::error::{AppError, AppResult};
 use crate::mail::Mail;
-use crate::state::AppState;
+use super::Services;
 use rand::Rng;
 
 /// The answer to a wrong, expired, replaced, burnt or used code.
@@ -18,7 +18,7 @@ pub fn new_code() -> String {
     format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32))
 }
 
-fn code_mac(state: &AppState, user_id: i64, code: &str) -> String {
+fn code_mac(state: &Services, user_id: i64, code: &str) -> String {
     state.tokens.mac_hex(&format!("password-reset:{user_id}:{code}"))
 }
 
@@ -31,7 +31,7 @@ pub fn validity(ttl_secs: i64) -> String {
     }
 }
 
-fn reset_mail(state: &AppState, to: &str, code: &str) -> Mail {
+fn reset_mail(state: &Services, to: &str, code: &str) -> Mail {
     let product = &state.settings.product_name;
     let valid = validity(state.settings.otp_ttl_secs);
     // Short lines keep the plain part 7-bit: readable as it is in any client.
@@ -55,7 +55,7 @@ fn reset_mail(state: &AppState, to: &str, code: &str) -> Mail {
 
 /// Sends a new code to `email`, replacing any earlier one. If the mail
 /// cannot be sent, no code is left usable.
-pub async fn send_code(state: &AppState, email: &str, client: &str) -> AppResult<()> {
+pub async fn send_code(state: &Services, email: &str, client: &str) -> AppResult<()> {
     let email = email.trim();
     let s = &state.settings;
     let (by_email, by_ip) = (format!("reset:email:{}", email.to_lowercase()), format!("reset:ip:{client}"));
@@ -83,7 +83,7 @@ pub async fn send_code(state: &AppState, email: &str, client: &str) -> AppResult
 /// known or not, and the client address, with the login budgets), so
 /// neither codes nor registered emails can be guessed without limit; a
 /// success gives the attempt back.
-pub async fn verify(state: &AppState, email: &str, code: &str, new_password: &str, client: &str) -> AppResult<()> {
+pub async fn verify(state: &Services, email: &str, code: &str, new_password: &str, client: &str) -> AppResult<()> {
     let email = email.trim();
     let s = &state.settings;
     let (by_email, by_ip) = (format!("verify:email:{}", email.to_lowercase()), format!("verify:ip:{client}"));

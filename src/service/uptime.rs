@@ -3,7 +3,7 @@
 
 use super::Principal;
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
+use super::Services;
 
 /// The largest `active_time` a heartbeat may carry, seconds.
 pub const MAX_ACTIVE_TIME_SECS: f64 = 86_400.0;
@@ -38,7 +38,7 @@ pub fn validate_active_time(seconds: f64) -> AppResult<()> {
 }
 
 /// Records a heartbeat and credits the interval since the previous one.
-pub async fn heartbeat(state: &AppState, who: &Principal, claimed_seconds: f64) -> AppResult<()> {
+pub async fn heartbeat(state: &Services, who: &Principal, claimed_seconds: f64) -> AppResult<()> {
     validate_active_time(claimed_seconds)?;
     let max_gap_ms = state.settings.heartbeat_max_gap_secs.saturating_mul(1000);
     let rate = state.settings.coin_rate;

@@ -2,6 +2,8 @@
 //! in `pages/`) need of HTTP: the client's address, numbers sent as text,
 //! reading an upload's multipart body, and the server itself (the accept
 //! loop and the layers every request passes).
+//!
+//! Layering: shared by `api/` and `pages/`; calls `service/`.
 
 pub mod multipart;
 pub mod server;
