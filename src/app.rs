@@ -36,6 +36,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    crate::components::session::SessionEpoch::provide();
     view! {
         <Stylesheet id="leptos" href="/pkg/peervault.css"/>
         <Title text="peervault"/>

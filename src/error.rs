@@ -1,21 +1,80 @@
-//! One error type for the whole app: an HTTP status plus a message that is
-//! safe to show. JSON routes render it as `{"message": ...}`; server
-//! functions carry it to the browser unchanged.
+//! One error type for the whole app: what went wrong (its kind), an HTTP
+//! status and a message that is safe to show, in the pages' words. The
+//! JSON routes turn the kinds the contract words differently into its exact
+//! messages (`api::ApiError`) and render `{"message": ...}`; server
+//! functions carry the error to the browser, which shows the message.
 
 use serde::{Deserialize, Serialize};
+
+/// What went wrong, for a transport to word as it must.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ErrorKind {
+    #[default]
+    Other,
+    /// Bad input: the message says which field and why.
+    Invalid,
+    /// No credentials, or wrong or revoked ones.
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    /// The account does not store the file a request names.
+    NotStored,
+    /// The username or email is already registered.
+    Taken,
+    /// No account has the email a reset was asked for.
+    EmailUnknown,
+    /// A reset code that is wrong, used up or expired.
+    CodeRejected,
+    /// The reset mail could not be sent.
+    MailFailed,
+    Conflict,
+    TooLarge,
+    /// The account's storage quota would be exceeded.
+    Quota,
+    Throttled,
+    Unavailable,
+    NoSpace,
+    Internal,
+}
+
+impl ErrorKind {
+    /// The kind an HTTP status stands for when nothing more precise is said.
+    fn of_status(status: u16) -> Self {
+        match status {
+            400 => Self::Invalid,
+            401 => Self::Unauthorized,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            409 => Self::Conflict,
+            413 => Self::TooLarge,
+            429 => Self::Throttled,
+            503 => Self::Unavailable,
+            507 => Self::NoSpace,
+            500 => Self::Internal,
+            _ => Self::Other,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct AppError {
     pub status: u16,
     pub message: String,
+    #[serde(default)]
+    pub kind: ErrorKind,
 }
 
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self { status, message: message.into(), kind: ErrorKind::of_status(status) }
+    }
+    /// The same error, of a more precise kind.
+    pub fn of_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, message)

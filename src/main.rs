@@ -214,6 +214,7 @@ async fn serve() -> Result<(), String> {
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(server::provide_csp_nonce, shell))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), peervault::pages::ssr::session_layer))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response));
     let app = server::with_layers(routes, &state).with_state(state);
 

@@ -1,6 +1,6 @@
 // Register, log in, see the dashboard, log out: the whole visit in a real browser.
 import { test, expect } from '@playwright/test';
-import { newUser, open, hydrated, fillLogin } from './helpers.mjs';
+import { newUser, open, hydrated, fillLogin, signedIn } from './helpers.mjs';
 
 async function register(page, user) {
   await open(page, '/register');
@@ -69,7 +69,7 @@ test('a taken username is refused on the register page', async ({ page }) => {
   await page.getByLabel('Email').fill(`other_${user.email}`);
   await page.getByLabel('Password').fill(user.password);
   await page.getByRole('button', { name: 'Register' }).click();
-  await expect(page.getByRole('alert')).toHaveText('User already exist');
+  await expect(page.getByRole('alert')).toHaveText('That username or email is already registered.');
 });
 
 test('the start page explains peervault and an unknown page says so', async ({ page }) => {
@@ -79,4 +79,21 @@ test('the start page explains peervault and an unknown page says so', async ({ p
   const res = await page.goto('/no/such/page');
   expect(res.status()).toBe(404);
   await expect(page.getByRole('heading', { name: 'Page not found' })).toBeVisible();
+});
+
+test('the navigation bar asks who is signed in once, not on every page it opens; a logout shows at once', async ({ page }) => {
+  await signedIn(page, 'navonce');
+  await expect(page.getByRole('navigation', { name: 'Main' })).toContainText('navonce_');
+  const asked = [];
+  page.on('request', (r) => { if (new URL(r.url()).pathname === '/api/whoami') asked.push(r.url()); });
+  const nav = page.getByRole('navigation', { name: 'Main' });
+  for (const [name, heading] of [['Files', 'Files'], ['Account', 'Account'], ['Onboarding', 'Rent out storage'], ['Dashboard', 'Dashboard']]) {
+    await nav.getByRole('link', { name }).click();
+    await expect(page.getByRole('heading', { level: 1, name: heading })).toBeVisible();
+  }
+  expect(asked, 'whoami asked while moving between pages').toEqual([]);
+  await nav.getByRole('button', { name: 'Log out' }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  await expect(nav.getByRole('link', { name: 'Log in' })).toBeVisible();
+  await expect(nav.getByRole('button', { name: 'Log out' })).toHaveCount(0);
 });

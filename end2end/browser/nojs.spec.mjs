@@ -26,7 +26,7 @@ test('register, then a taken username is refused on the page', async ({ page }) 
 
   await registerOnPage(page, { ...newUser('njr'), username: user.username });
   await expect(page).toHaveURL(/\/register\?/);
-  await expect(page.getByRole('alert')).toHaveText('User already exist');
+  await expect(page.getByRole('alert')).toHaveText('That username or email is already registered.');
 });
 
 test('a wrong password is shown, the right one opens the dashboard', async ({ page }) => {

@@ -38,7 +38,7 @@ test('forgot password: mail a code, set a new password, log in with it', async (
   await page.getByLabel('Code').fill(code === '000000' ? '999999' : String((Number(code) + 1) % 1e6).padStart(6, '0'));
   await page.getByLabel('New password').fill(newPassword);
   await page.getByRole('button', { name: 'Reset password' }).click();
-  await expect(page.getByRole('alert')).toHaveText('OTP verification Failed');
+  await expect(page.getByRole('alert')).toHaveText('That code is wrong or has expired. Ask for a new one.');
 
   await page.getByLabel('Code').fill(code);
   await page.getByRole('button', { name: 'Reset password' }).click();
@@ -53,5 +53,5 @@ test('an unknown email is answered next to the form', async ({ page }) => {
   await open(page, '/reset-password');
   await page.getByLabel('Email').fill(`nobody_${unique()}@example.org`);
   await page.getByRole('button', { name: 'Send code' }).click();
-  await expect(page.getByRole('alert')).toHaveText('Email not found, Please register first');
+  await expect(page.getByRole('alert')).toHaveText('No account uses this email. Check it, or register first.');
 });

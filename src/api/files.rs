@@ -2,7 +2,7 @@
 
 use super::extract::{Auth, JsonObject};
 use super::Message;
-use crate::error::{AppError, AppResult};
+use crate::error::AppError;
 use crate::service::files;
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -51,7 +51,7 @@ pub struct UploadForm {
         (status = 415, description = "Not multipart/form-data with a boundary", body = Message,
             example = json!({"message": "Content-Type must be multipart/form-data"})),
     ))]
-pub async fn upload_file(State(state): State<AppState>, Auth(who): Auth, req: Request) -> AppResult<Json<UploadResponse>> {
+pub async fn upload_file(State(state): State<AppState>, Auth(who): Auth, req: Request) -> super::ApiResult<Json<UploadResponse>> {
     let boundary = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -93,7 +93,7 @@ pub fn rfc3339(ms: i64) -> String {
         (status = 200, description = "The account's files, newest first", body = [FileEntry]),
         (status = 401, description = "Token missing or invalid", body = Message, example = json!({"message": "Token is missing"})),
     ))]
-pub async fn get_file_list(State(state): State<AppState>, Auth(who): Auth) -> AppResult<Json<Vec<FileEntry>>> {
+pub async fn get_file_list(State(state): State<AppState>, Auth(who): Auth) -> super::ApiResult<Json<Vec<FileEntry>>> {
     let rows = files::list(&state, &who).await?;
     Ok(Json(
         rows.into_iter()
@@ -130,7 +130,7 @@ pub struct UrlResponse {
         (status = 401, description = "Token missing or invalid", body = Message, example = json!({"message": "Token is missing"})),
         (status = 404, description = "This account does not store that CID", body = Message, example = json!({"message": "Invalid Credentials"})),
     ))]
-pub async fn download_file(State(state): State<AppState>, Auth(who): Auth, body: JsonObject) -> AppResult<Json<UrlResponse>> {
+pub async fn download_file(State(state): State<AppState>, Auth(who): Auth, body: JsonObject) -> super::ApiResult<Json<UrlResponse>> {
     let cid = body.string("cid")?;
     Ok(Json(UrlResponse { url: files::download_link(&state, &who, cid).await? }))
 }
@@ -143,7 +143,7 @@ pub async fn download_file(State(state): State<AppState>, Auth(who): Auth, body:
         (status = 401, description = "Token missing or invalid", body = Message, example = json!({"message": "Token is missing"})),
         (status = 404, description = "This account does not store that CID", body = Message, example = json!({"message": "Invalid Credentials"})),
     ))]
-pub async fn delete_file(State(state): State<AppState>, Auth(who): Auth, body: JsonObject) -> AppResult<Json<Message>> {
+pub async fn delete_file(State(state): State<AppState>, Auth(who): Auth, body: JsonObject) -> super::ApiResult<Json<Message>> {
     let cid = body.string("cid")?;
     files::delete(&state, &who, cid).await?;
     Ok(Json(Message { message: "File deleted successfully".into() }))

@@ -114,7 +114,7 @@ pub async fn ipfs(
     };
     match serve(&state, &cid, query, &method, &headers).await {
         Ok(response) => response,
-        Err(e) => e.into_response(),
+        Err(e) => super::ApiError(e).into_response(),
     }
 }
 

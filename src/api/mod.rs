@@ -10,7 +10,7 @@ pub mod openapi;
 pub mod reset;
 pub mod testing;
 
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, ErrorKind};
 use crate::service::{accounts, bandwidth, devices, uptime};
 use crate::state::AppState;
 use axum::extract::State;
@@ -39,6 +39,43 @@ pub fn router() -> Router<AppState> {
         .route("/ipfs/{cid}", get(gateway::ipfs))
         .route("/send_reset_email", post(reset::send_reset_email))
         .route("/verify_otp", post(reset::verify_otp))
+}
+
+/// An error as the JSON routes answer it: the contract's exact message for
+/// the kinds it words its own way, otherwise the error's message, as
+/// `{"message": ...}`.
+pub struct ApiError(pub AppError);
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        Self(e)
+    }
+}
+
+/// The contract's wording of an error of `kind`, where it has its own.
+pub fn contract_message(kind: ErrorKind) -> Option<&'static str> {
+    match kind {
+        ErrorKind::NotStored => Some("Invalid Credentials"),
+        ErrorKind::Taken => Some("User already exist"),
+        _ => None,
+    }
+}
+
+/// `e` with the contract's wording of its kind (`worded` for the kinds a
+/// route words itself, else [`contract_message`]).
+pub fn in_contract_words(mut e: AppError, worded: impl Fn(ErrorKind) -> Option<&'static str>) -> AppError {
+    if let Some(text) = worded(e.kind).or_else(|| contract_message(e.kind)) {
+        e.message = text.to_owned();
+    }
+    e
+}
+
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        in_contract_words(self.0, |_| None).into_response_json()
+    }
 }
 
 /// `{"message": ...}`: every error, and most successes.
@@ -124,7 +161,7 @@ pub struct RegisterRequest {
         (status = 413, description = "Body too large", body = Message, example = json!({"message": "Request body too large"})),
         (status = 415, description = "Body is not JSON", body = Message, example = json!({"message": "Content-Type must be application/json"})),
     ))]
-pub async fn register(State(state): State<AppState>, ClientAddr(client): ClientAddr, body: JsonObject) -> AppResult<Json<Message>> {
+pub async fn register(State(state): State<AppState>, ClientAddr(client): ClientAddr, body: JsonObject) -> ApiResult<Json<Message>> {
     let username = body.string("username")?;
     let password = body.string("password")?;
     let email = body.string("email")?;
@@ -148,7 +185,7 @@ pub struct LoginRequest {
         (status = 429, description = "Too many failed attempts for this account or address", body = Message,
             example = json!({"message": "Too many attempts, please try again later"})),
     ))]
-pub async fn login(State(state): State<AppState>, ClientAddr(client): ClientAddr, body: JsonObject) -> AppResult<Json<TokenResponse>> {
+pub async fn login(State(state): State<AppState>, ClientAddr(client): ClientAddr, body: JsonObject) -> ApiResult<Json<TokenResponse>> {
     let username = body.string("username")?;
     let password = body.string("password")?;
     let token = accounts::login(&state, username, password, &client).await?;
@@ -175,7 +212,7 @@ pub async fn android_auth(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
     body: JsonObject,
-) -> AppResult<Json<TokenResponse>> {
+) -> ApiResult<Json<TokenResponse>> {
     let username = body.string("username")?;
     let peer_id = body.string("peerId")?;
     let token = accounts::device_login(&state, username, peer_id, &client).await?;
@@ -217,7 +254,7 @@ pub struct DashboardResponse {
         (status = 200, description = "The account's figures, from stored facts", body = DashboardResponse),
         (status = 401, description = "Token missing, invalid, expired or revoked", body = Message, example = json!({"message": "Token is missing"})),
     ))]
-pub async fn dashboard(State(state): State<AppState>, Auth(who): Auth) -> AppResult<Json<DashboardResponse>> {
+pub async fn dashboard(State(state): State<AppState>, Auth(who): Auth) -> ApiResult<Json<DashboardResponse>> {
     let d = accounts::dashboard(&state, &who).await?;
     Ok(Json(DashboardResponse {
         username: d.username,
@@ -248,10 +285,10 @@ pub struct OnboardingRequest {
             example = json!({"message": "Missing storageRented field in request body"})),
         (status = 401, description = "Token missing or invalid", body = Message, example = json!({"message": "Token is invalid"})),
     ))]
-pub async fn onboarding(State(state): State<AppState>, Auth(who): Auth, body: JsonObject) -> AppResult<Json<Message>> {
+pub async fn onboarding(State(state): State<AppState>, Auth(who): Auth, body: JsonObject) -> ApiResult<Json<Message>> {
     let mb = match body.number("storageRented") {
-        Numeric::Missing => return Err(AppError::missing_field("storageRented")),
-        Numeric::NotANumber => return Err(AppError::bad_request("storageRented must be a positive number")),
+        Numeric::Missing => return Err(AppError::missing_field("storageRented").into()),
+        Numeric::NotANumber => return Err(AppError::bad_request("storageRented must be a positive number").into()),
         Numeric::Value(v) => v,
     };
     Ok(message(devices::onboard(&state, &who, mb).await?))
@@ -274,10 +311,10 @@ pub struct ActiveTimeRequest {
         (status = 401, description = "Token missing or invalid", body = Message, example = json!({"message": "Token is missing"})),
         (status = 500, description = "Storage failure", body = Message, example = json!({"message": "Error Occured while updating active time"})),
     ))]
-pub async fn active_time(State(state): State<AppState>, Auth(who): Auth, body: JsonObject) -> AppResult<Json<Message>> {
+pub async fn active_time(State(state): State<AppState>, Auth(who): Auth, body: JsonObject) -> ApiResult<Json<Message>> {
     let seconds = match body.number("active_time") {
-        Numeric::Missing => return Err(AppError::missing_field("active_time")),
-        Numeric::NotANumber => return Err(AppError::bad_request("active_time must be a number")),
+        Numeric::Missing => return Err(AppError::missing_field("active_time").into()),
+        Numeric::NotANumber => return Err(AppError::bad_request("active_time must be a number").into()),
         Numeric::Value(v) => v,
     };
     uptime::heartbeat(&state, &who, seconds).await?;
@@ -314,18 +351,18 @@ pub const MAX_TOTAL_BYTES: f64 = 1_125_899_906_842_624.0;
             example = json!({"message": "Data missing"})),
         (status = 401, description = "Token missing or invalid", body = Message, example = json!({"message": "Token is missing"})),
     ))]
-pub async fn rateinout(State(state): State<AppState>, Auth(who): Auth, body: JsonObject) -> AppResult<Json<Message>> {
+pub async fn rateinout(State(state): State<AppState>, Auth(who): Auth, body: JsonObject) -> ApiResult<Json<Message>> {
     let mut values = [0f64; 4];
     let names = ["TotalIn", "TotalOut", "RateIn", "RateOut"];
     for (slot, name) in values.iter_mut().zip(names) {
         *slot = match body.number(name) {
             Numeric::Value(v) if v >= 0.0 => v,
-            _ => return Err(AppError::bad_request("Data missing")),
+            _ => return Err(AppError::bad_request("Data missing").into()),
         };
     }
     for (value, name) in values.iter().zip(names) {
         if *value > MAX_TOTAL_BYTES {
-            return Err(AppError::bad_request(format!("{name} is too large")));
+            return Err(AppError::bad_request(format!("{name} is too large")).into());
         }
     }
     let [total_in, total_out, rate_in, rate_out] = values;

@@ -3,7 +3,8 @@
 
 use super::extract::{ClientAddr, JsonObject};
 use crate::error::AppError;
-use crate::service::reset::{self, OTP_FAILED};
+use crate::error::ErrorKind;
+use crate::service::reset;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -24,7 +25,7 @@ impl From<AppError> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let key = if self.0.message == OTP_FAILED { "Message" } else { "message" };
+        let key = if self.0.kind == ErrorKind::CodeRejected { "Message" } else { "message" };
         (self.0.status_code(), Json(json!({ "status": "failure", key: self.0.message }))).into_response()
     }
 }
@@ -69,7 +70,13 @@ pub async fn send_reset_email(
 ) -> Result<Json<StatusMessage>, Failure> {
     let body = body?;
     let email = body.string("email")?;
-    reset::send_code(&state, email, &client).await?;
+    reset::send_code(&state, email, &client).await.map_err(|e| {
+        super::in_contract_words(e, |kind| match kind {
+            ErrorKind::EmailUnknown => Some("Email not found, Please register first"),
+            ErrorKind::MailFailed => Some("Unable to send otp at this time, Please try again later"),
+            _ => None,
+        })
+    })?;
     Ok(Json(StatusMessage { status: "success".into(), message: "Email sent successfully".into() }))
 }
 
@@ -124,6 +131,12 @@ pub async fn verify_otp(
         other => text(other, "otp")?,
     };
     let password = text(required(&body, &["password", "newPassword"], "password not found")?, "password")?;
-    reset::verify(&state, &email, &otp, &password, &client).await?;
+    reset::verify(&state, &email, &otp, &password, &client).await.map_err(|e| {
+        super::in_contract_words(e, |kind| match kind {
+            ErrorKind::EmailUnknown => Some("User email or username incorrect or does not exist"),
+            ErrorKind::CodeRejected => Some("OTP verification Failed"),
+            _ => None,
+        })
+    })?;
     Ok(Json(StatusCapitalMessage { status: "Passed".into(), Message: "OTP verification successfully".into() }))
 }

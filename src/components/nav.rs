@@ -1,14 +1,16 @@
+use crate::components::session::SessionEpoch;
 use crate::pages::session::{whoami, LogOut};
 use leptos::prelude::*;
-use leptos_router::{components::A, hooks::use_location};
+use leptos_router::components::A;
 
 /// The top bar: the brand, and the links that fit whether one is signed in.
 #[component]
 pub fn Nav() -> impl IntoView {
-    let location = use_location();
-    // Asked again on every navigation, so logging in or out shows at once.
-    let user = Resource::new(move || location.pathname.get(), |_| whoami());
+    // Asked once, and again when the session changed (a login, a logout,
+    // an account deleted), so that shows at once.
+    let user = Resource::new(SessionEpoch::get, |_| whoami());
     let logout = ServerAction::<LogOut>::new();
+    SessionEpoch::after(logout);
     view! {
         <header class="topbar">
             <nav aria-label="Main">

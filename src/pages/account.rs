@@ -5,7 +5,7 @@ use crate::components::copy_button::CopyButton;
 use crate::components::form_error::FormError;
 use crate::error::AppError;
 use leptos::prelude::*;
-use leptos_router::components::Redirect;
+use crate::components::session::{load_failed, ToLogin};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,15 +23,10 @@ pub async fn account_info() -> Result<Option<AccountView>, AppError> {
     Ok(Some(AccountView { username, email, peer_id }))
 }
 
-#[cfg(feature = "ssr")]
-fn signed_out() -> AppError {
-    AppError::unauthorized("Please log in again")
-}
-
 #[server(endpoint = "rotate_peer_id")]
 pub async fn rotate_peer_id() -> Result<String, AppError> {
     use super::ssr;
-    let who = ssr::session().await?.ok_or_else(signed_out)?;
+    let who = ssr::require_user().await?;
     crate::service::accounts::rotate_peer_id(&*ssr::state()?, &who).await
 }
 
@@ -39,7 +34,7 @@ pub async fn rotate_peer_id() -> Result<String, AppError> {
 #[server(endpoint = "change_password")]
 pub async fn change_password(current_password: String, new_password: String) -> Result<(), AppError> {
     use super::ssr;
-    let who = ssr::session().await?.ok_or_else(signed_out)?;
+    let who = ssr::require_user().await?;
     let client = ssr::client_addr().await?;
     let token = crate::service::accounts::change_password(&*ssr::state()?, &who, &current_password, &new_password, &client).await?;
     ssr::set_session_cookie(&token)
@@ -48,7 +43,7 @@ pub async fn change_password(current_password: String, new_password: String) -> 
 #[server(endpoint = "delete_account")]
 pub async fn delete_account(confirm: String) -> Result<(), AppError> {
     use super::ssr;
-    let who = ssr::session().await?.ok_or_else(signed_out)?;
+    let who = ssr::require_user().await?;
     let client = ssr::client_addr().await?;
     crate::service::accounts::delete_account(&*ssr::state()?, &who, &confirm, &client).await?;
     ssr::clear_session_cookie()?;
@@ -61,6 +56,7 @@ pub fn AccountPage() -> impl IntoView {
     let rotate = ServerAction::<RotatePeerId>::new();
     let password = ServerAction::<ChangePassword>::new();
     let delete = ServerAction::<DeleteAccount>::new();
+    crate::components::session::SessionEpoch::after(delete);
     let info = Resource::new(move || rotate.version().get(), |_| account_info());
     let rotate_error = Signal::derive(move || rotate.value().get().and_then(Result::err));
     let password_error = Signal::derive(move || password.value().get().and_then(Result::err));
@@ -69,9 +65,10 @@ pub fn AccountPage() -> impl IntoView {
         <section class="narrow">
             <h1>"Account"</h1>
             <Suspense fallback=|| view! { <p class="loading">"Loading your account…"</p> }>
+                <ErrorBoundary fallback=load_failed("Your account")>
                 {move || Suspend::new(async move {
-                    match info.await {
-                        Ok(Some(a)) => {
+                    info.await.map(|found| match found {
+                        Some(a) => {
                             let copy = a.peer_id.clone();
                             view! {
                                 <dl class="figures single">
@@ -84,10 +81,10 @@ pub fn AccountPage() -> impl IntoView {
                                 </dl>
                             }.into_any()
                         }
-                        Ok(None) => view! { <Redirect path="/login?next=/account"/> }.into_any(),
-                        Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
-                    }
+                        None => view! { <ToLogin/> }.into_any(),
+                    })
                 })}
+                </ErrorBoundary>
             </Suspense>
 
             <h2>"Peer ID"</h2>

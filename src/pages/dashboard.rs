@@ -3,7 +3,7 @@ use crate::components::copy_button::CopyButton;
 use crate::error::AppError;
 use crate::model::{coins_text, duration_text, human_bytes, human_megabytes, utc_date, utc_minute, Dashboard, History, ONLINE_WINDOW_MS};
 use leptos::prelude::*;
-use leptos_router::components::Redirect;
+use crate::components::session::{load_failed, ToLogin};
 
 /// The signed-in user's figures; `None` when nobody is signed in.
 #[server(endpoint = "get_dashboard")]
@@ -29,19 +29,12 @@ pub fn DashboardPage() -> impl IntoView {
         <section>
             <h1>"Dashboard"</h1>
             <Suspense fallback=|| view! { <p class="loading">"Loading your figures…"</p> }>
-                <ErrorBoundary fallback=|errors| view! {
-                    <div class="form-error" role="alert">
-                        <p>"The dashboard could not be loaded:"</p>
-                        <ul>
-                            {move || errors.get().into_iter().map(|(_, e)| view! { <li>{e.to_string()}</li> }).collect_view()}
-                        </ul>
-                    </div>
-                }>
+                <ErrorBoundary fallback=load_failed("The dashboard")>
                     {move || Suspend::new(async move {
                         let (found, past) = (data.await?, history.await?);
                         Ok::<_, AppError>(match (found, past) {
                             (Some(d), Some(h)) => view! { <Figures d=d.clone()/> <Charts d h/> }.into_any(),
-                            _ => view! { <Redirect path="/login?next=/dashboard"/> }.into_any(),
+                            _ => view! { <ToLogin/> }.into_any(),
                         })
                     })}
                 </ErrorBoundary>

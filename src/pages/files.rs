@@ -7,7 +7,7 @@ use crate::error::AppError;
 use crate::model::{human_bytes, utc_minute, FileView, UploadedView};
 use leptos::prelude::*;
 use leptos::server_fn::codec::{MultipartData, MultipartFormData};
-use leptos_router::components::Redirect;
+use crate::components::session::{load_failed, ToLogin};
 
 /// The signed-in user's files, newest first; `None` when nobody is signed in.
 #[server(endpoint = "list_my_files")]
@@ -22,7 +22,7 @@ pub async fn list_my_files() -> Result<Option<Vec<FileView>>, AppError> {
 #[server(endpoint = "upload_my_file", input = MultipartFormData)]
 pub async fn upload_my_file(data: MultipartData) -> Result<UploadedView, AppError> {
     use super::ssr;
-    let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;
+    let who = ssr::require_user().await?;
     let parts = data.into_inner().ok_or_else(|| AppError::bad_request("Malformed multipart body"))?;
     let up = crate::transport::multipart::upload(&ssr::state()?, &who, parts).await?;
     Ok(UploadedView { cid: up.cid, car_cid: up.car_cid, size: up.size })
@@ -31,19 +31,8 @@ pub async fn upload_my_file(data: MultipartData) -> Result<UploadedView, AppErro
 #[server(endpoint = "delete_my_file")]
 pub async fn delete_my_file(cid: String) -> Result<(), AppError> {
     use super::ssr;
-    let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;
-    crate::service::files::delete(&*ssr::state()?, &who, &cid).await.map_err(gone_from_page)
-}
-
-/// The API's 404 for a file the account does not store reads "Invalid
-/// Credentials" (the contract's wording); on the page, say what happened.
-#[cfg(feature = "ssr")]
-fn gone_from_page(e: AppError) -> AppError {
-    if e.status == 404 {
-        AppError::not_found("This file is no longer in your account. Reload the page to see your files.")
-    } else {
-        e
-    }
+    let who = ssr::require_user().await?;
+    crate::service::files::delete(&*ssr::state()?, &who, &cid).await
 }
 
 /// A signed link to the file. A plain form post (no JavaScript) is sent
@@ -51,8 +40,8 @@ fn gone_from_page(e: AppError) -> AppError {
 #[server(endpoint = "download_my_file")]
 pub async fn download_my_file(cid: String) -> Result<String, AppError> {
     use super::ssr;
-    let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;
-    let url = crate::service::files::download_link(&*ssr::state()?, &who, &cid).await.map_err(gone_from_page)?;
+    let who = ssr::require_user().await?;
+    let url = crate::service::files::download_link(&*ssr::state()?, &who, &cid).await?;
     if ssr::is_plain_form_post().await? {
         leptos_axum::redirect(&url);
     }
@@ -88,14 +77,10 @@ pub fn FilesPage() -> impl IntoView {
             <FormError error=delete_error/>
             <FormError error=download_error/>
             <Suspense fallback=|| view! { <p class="loading">"Loading your files…"</p> }>
-                <ErrorBoundary fallback=|errors| view! {
-                    <div class="form-error" role="alert">
-                        {move || errors.get().into_iter().map(|(_, e)| view! { <p>{e.to_string()}</p> }).collect_view()}
-                    </div>
-                }>
+                <ErrorBoundary fallback=load_failed("Your files")>
                     {move || Suspend::new(async move {
                         files.await.map(|found| match found {
-                            None => view! { <Redirect path="/login?next=/files"/> }.into_any(),
+                            None => view! { <ToLogin/> }.into_any(),
                             Some(list) if list.is_empty() => view! {
                                 <p class="empty">"No files yet. Upload one above."</p>
                             }.into_any(),

@@ -69,6 +69,7 @@ fn percent_decode(p: &str) -> String {
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let login = ServerAction::<LogIn>::new();
+    crate::components::session::SessionEpoch::after(login);
     let error = Signal::derive(move || login.value().get().and_then(Result::err));
     let query = use_query_map();
     let registered = move || query.read().get("registered").is_some();

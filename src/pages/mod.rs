@@ -60,17 +60,56 @@ pub mod ssr {
             .map(|(_, v)| v.to_owned())
     }
 
-    /// The signed-in user, from the session cookie; `None` when there is no
-    /// valid user session (a missing, expired or revoked token).
-    pub async fn session() -> AppResult<Option<Principal>> {
-        let parts = request_parts().await?;
-        let Some(token) = cookie_value(&parts.headers, SESSION_COOKIE) else { return Ok(None) };
-        match accounts::authenticate(&*state()?, &token).await {
+    /// A request's session, worked out once by [`session_layer`] and read
+    /// by every server function the request runs (a page rendered on the
+    /// server runs several).
+    #[derive(Clone)]
+    pub struct Session(pub Option<Principal>);
+
+    /// The user session the cookie in `headers` names; `None` when there is
+    /// no valid one (a missing, expired or revoked token, a device token).
+    async fn resolve(state: &AppState, headers: &http::HeaderMap) -> AppResult<Option<Principal>> {
+        let Some(token) = cookie_value(headers, SESSION_COOKIE) else { return Ok(None) };
+        match accounts::authenticate(state, &token).await {
             Ok(p) if p.kind == TokenKind::User => Ok(Some(p)),
             Ok(_) => Ok(None),
-            Err(e) if e.status == 401 => Ok(None),
+            Err(e) if e.kind == crate::error::ErrorKind::Unauthorized => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The signed-in user: as [`session_layer`] found it, else from the cookie.
+    pub async fn session() -> AppResult<Option<Principal>> {
+        let parts = request_parts().await?;
+        if let Some(Session(found)) = parts.extensions.get::<Session>() {
+            return Ok(found.clone());
+        }
+        resolve(&state()?, &parts.headers).await
+    }
+
+    /// A layer in front of the pages and server functions: a request that
+    /// carries the session cookie has its session looked up once, here.
+    /// (Static files and download links are left alone; a lookup that fails
+    /// is left for the server function to report.)
+    pub async fn session_layer(
+        axum::extract::State(state): axum::extract::State<AppState>,
+        mut req: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> axum::response::Response {
+        let path = req.uri().path();
+        let skip = path.starts_with("/pkg/") || path.starts_with("/ipfs/") || cookie_value(req.headers(), SESSION_COOKIE).is_none();
+        if !skip {
+            if let Ok(found) = resolve(&state, req.headers()).await {
+                req.extensions_mut().insert(Session(found));
+            }
+        }
+        next.run(req).await
+    }
+
+    /// The signed-in user, or 401 "Please log in again": what every server
+    /// function that acts for the user starts with.
+    pub async fn require_user() -> AppResult<Principal> {
+        session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))
     }
 
     fn set_cookie(value: String) -> AppResult<()> {

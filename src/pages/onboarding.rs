@@ -4,7 +4,7 @@ use crate::components::form_error::FormError;
 use crate::error::AppError;
 use crate::model::human_megabytes;
 use leptos::prelude::*;
-use leptos_router::components::Redirect;
+use crate::components::session::{load_failed, ToLogin};
 
 /// The current pledge in MB; `None` when nobody is signed in.
 #[server(endpoint = "current_pledge")]
@@ -18,7 +18,7 @@ pub async fn current_pledge() -> Result<Option<f64>, AppError> {
 #[server(endpoint = "pledge_storage")]
 pub async fn pledge_storage(amount: String, unit: String) -> Result<String, AppError> {
     use super::ssr;
-    let who = ssr::session().await?.ok_or_else(|| AppError::unauthorized("Please log in again"))?;
+    let who = ssr::require_user().await?;
     let value = crate::transport::parse_numeric(&amount)
         .ok_or_else(|| AppError::bad_request("Storage to rent must be a positive number"))?;
     let mb = match unit.as_str() {
@@ -39,17 +39,18 @@ pub fn OnboardingPage() -> impl IntoView {
             <h1>"Rent out storage"</h1>
             <p>"Pledge the storage your Android device offers to the network. It earns coins for every GB-hour it stays online."</p>
             <Suspense fallback=|| view! { <p class="loading">"Loading your pledge…"</p> }>
+                <ErrorBoundary fallback=load_failed("Your pledge")>
                 {move || Suspend::new(async move {
-                    match current.await {
-                        Ok(Some(mb)) => view! {
+                    current.await.map(|found| match found {
+                        Some(mb) => view! {
                             <p class="current-pledge" data-testid="current-pledge">
                                 "Current pledge: " <strong>{if mb > 0.0 { human_megabytes(mb) } else { "none yet".to_string() }}</strong>
                             </p>
                         }.into_any(),
-                        Ok(None) => view! { <Redirect path="/login?next=/onboarding"/> }.into_any(),
-                        Err(e) => view! { <p class="form-error" role="alert">{e.message}</p> }.into_any(),
-                    }
+                        None => view! { <ToLogin/> }.into_any(),
+                    })
                 })}
+                </ErrorBoundary>
             </Suspense>
             <ActionForm action=pledge attr:class="form">
                 <label for="pledge-amount">"Storage to rent"</label>

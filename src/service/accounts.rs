@@ -3,7 +3,7 @@
 use super::tokens::{TokenAccount, TokenKind};
 use crate::util::{constant_time_eq, random_base58, random_hex};
 use super::Principal;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorKind};
 use crate::model::Dashboard;
 use super::Services;
 use crate::store::db::{InsertUser, COUNTER_CAP};
@@ -55,7 +55,7 @@ pub fn validate_password(password: &str) -> AppResult<()> {
 }
 
 fn user_exists() -> AppError {
-    AppError::conflict("User already exist")
+    AppError::conflict("That username or email is already registered.").of_kind(ErrorKind::Taken)
 }
 
 /// Creates an account with a fresh peerId and nonce. Every attempt counts

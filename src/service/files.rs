@@ -3,7 +3,7 @@
 
 use super::Principal;
 use crate::content::{self, ContentCid, Importer, Params};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorKind};
 use super::Services;
 use crate::store::blobs::Staged;
 use crate::store::db::{DbLock, FileRow, InsertFile, NewFile};
@@ -75,7 +75,7 @@ fn too_large() -> AppError {
 }
 
 fn over_quota() -> AppError {
-    AppError::too_large("Storage quota exceeded")
+    AppError::too_large("Storage quota exceeded").of_kind(ErrorKind::Quota)
 }
 
 /// Streams a file's bytes into the importer and a staging object, on the
@@ -277,7 +277,7 @@ pub fn parse_cid(text: &str) -> AppResult<ContentCid> {
 }
 
 fn not_stored() -> AppError {
-    AppError::not_found("Invalid Credentials")
+    AppError::not_found("This file is no longer in your account. Reload the page to see your files.").of_kind(ErrorKind::NotStored)
 }
 
 pub async fn list(state: &Services, who: &Principal) -> AppResult<Vec<FileRow>> {

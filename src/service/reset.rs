@@ -1,13 +1,10 @@
 //! Password reset by a 6-digit code sent by mail.
 
 use super::accounts::validate_password;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorKind};
 use crate::mail::Mail;
 use super::Services;
 use rand::Rng;
-
-/// The answer to a wrong, expired, replaced, burnt or used code.
-pub const OTP_FAILED: &str = "OTP verification Failed";
 
 fn too_many() -> AppError {
     AppError::too_many_attempts()
@@ -66,14 +63,14 @@ pub async fn send_code(state: &Services, email: &str, client: &str) -> AppResult
         .db
         .user_by_email(email)
         .await?
-        .ok_or_else(|| AppError::not_found("Email not found, Please register first"))?;
+        .ok_or_else(|| AppError::not_found("No account uses this email. Check it, or register first.").of_kind(ErrorKind::EmailUnknown))?;
     let code = new_code();
     let now = state.clock.now_ms();
     state.db.put_reset(user.id, &code_mac(state, user.id, &code), now + s.otp_ttl_secs * 1000, now).await?;
     if let Err(e) = state.mailer.send(reset_mail(state, &user.email, &code)).await {
         tracing::error!(error = %e, user_id = user.id, "reset mail not delivered");
         state.db.drop_reset(user.id).await?;
-        return Err(AppError::new(503, "Unable to send otp at this time, Please try again later"));
+        return Err(AppError::new(503, "The mail could not be sent right now. Please try again later.").of_kind(ErrorKind::MailFailed));
     }
     Ok(())
 }
@@ -94,9 +91,9 @@ pub async fn verify(state: &Services, email: &str, code: &str, new_password: &st
         .db
         .user_by_email(email)
         .await?
-        .ok_or_else(|| AppError::not_found("User email or username incorrect or does not exist"))?;
+        .ok_or_else(|| AppError::not_found("No account uses this email. Check it, or register first.").of_kind(ErrorKind::EmailUnknown))?;
     validate_password(new_password)?;
-    let failed = || AppError::bad_request(OTP_FAILED);
+    let failed = || AppError::bad_request("That code is wrong or has expired. Ask for a new one.").of_kind(ErrorKind::CodeRejected);
     let code = code.trim();
     let now = state.clock.now_ms();
     let Some(pending) = state.db.reset_of(user.id).await? else { return Err(failed()) };
