@@ -39,7 +39,7 @@ SERVER_BIN := target/release/$(NAME)
 WASM_OUT := target/wasm32-unknown-unknown/$(WASM_PROFILE)/$(NAME).wasm
 SERVER_FLAGS := --no-default-features --features ssr --release
 
-.PHONY: help run build wasm site server tools test-tools test test-unit test-content test-api test-fuzz test-api-scaled test-cluster test-browser bench clean
+.PHONY: help run build wasm site server tools test-tools test test-unit test-content test-api test-fuzz test-api-scaled test-cluster test-network test-browser bench clean
 
 help:
 	@echo "make run    - build and serve peervault on http://$(SITE_ADDR) (data in ./data)"
@@ -106,7 +106,7 @@ LOGS := target/test-logs
 
 test: test-tools build
 	@rm -rf $(LOGS); mkdir -p $(LOGS)
-	$(MAKE) --no-print-directory test-unit test-content test-api test-fuzz test-api-scaled test-cluster test-browser
+	$(MAKE) --no-print-directory test-unit test-content test-api test-fuzz test-api-scaled test-cluster test-network test-browser
 	scripts/wasm-size.sh --max 512000
 	@scripts/test-summary.sh $(LOGS)
 
@@ -143,6 +143,10 @@ test-api-scaled:
 # Two instances sharing one database, one bucket and the JWT secret.
 test-cluster:
 	$(call node_suite,end2end/cluster/,cluster,$(SCALED))
+
+# The storage network: the release binary as coordinator and as nodes, on loopback.
+test-network:
+	$(call node_suite,end2end/network/,network)
 
 test-browser:
 	@mkdir -p $(LOGS)

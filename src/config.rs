@@ -85,6 +85,13 @@ pub struct Settings {
     /// forward, so expiry, windows and uptime are tested without sleeping.
     /// Never turn it on in production.
     pub test_clock: bool,
+    /// Confirmed replicas each stored object wants, on distinct nodes.
+    pub replicas: i64,
+    /// A node that has not polled for work this long is offline: nothing
+    /// new is placed on it.
+    pub node_offline_secs: i64,
+    /// Seconds between two rounds of the network loop (placement).
+    pub network_tick_secs: u64,
 }
 
 impl Default for Settings {
@@ -124,6 +131,9 @@ impl Default for Settings {
             body_timeout_secs: 60,
             dependency_timeout_secs: 2,
             test_clock: false,
+            replicas: 3,
+            node_offline_secs: 3600,
+            network_tick_secs: 30,
         }
     }
 }
@@ -208,6 +218,9 @@ impl Settings {
             ("header_read_timeout_secs", self.header_read_timeout_secs > 0),
             ("body_timeout_secs", self.body_timeout_secs > 0),
             ("dependency_timeout_secs", self.dependency_timeout_secs > 0),
+            ("replicas", (1..=16).contains(&self.replicas)),
+            ("node_offline_secs", self.node_offline_secs >= 3),
+            ("network_tick_secs", self.network_tick_secs > 0),
         ];
         match positive.iter().find(|(_, ok)| !ok) {
             Some((name, _)) => Err(format!("setting {name} is out of range")),

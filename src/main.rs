@@ -23,7 +23,8 @@ const USAGE: &str = "usage: peervault [serve]\n\
        peervault car FILE -o OUT.car\n\n\
   serve   start the web server (the default)\n\
   cid     print {\"cid\",\"carCid\",\"size\"} of FILE as the server would answer its upload\n\
-  car     write the CAR of FILE, byte-identical to `ipfs-car pack FILE --no-wrap`\n\n\
+  car     write the CAR of FILE, byte-identical to `ipfs-car pack FILE --no-wrap`\n\
+  node    run a storage node for a coordinator (peervault node --help)\n\n\
 Configuration: Leptos.toml ([package.metadata.leptos] and [peervault]), overridden by\n\
 LEPTOS_* and PEERVAULT_* environment variables; DATABASE_URL overrides the database.";
 
@@ -34,6 +35,14 @@ async fn main() -> ExitCode {
         None | Some("serve") => serve().await,
         Some("cid") => cli::cid(&args[1..]),
         Some("car") => cli::car(&args[1..]),
+        Some("node") => match peervault::node::NodeArgs::parse(&args[1..]) {
+            Ok(node) => {
+                init_logging();
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                peervault::node::run(node).await
+            }
+            Err(e) => Err(e),
+        },
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -122,14 +131,8 @@ mod cli {
     }
 }
 
-/// The config file: `PEERVAULT_CONFIG`, else `Leptos.toml` in the working directory.
-fn config_path() -> String {
-    std::env::var("PEERVAULT_CONFIG").unwrap_or_else(|_| "Leptos.toml".into())
-}
-
-async fn serve() -> Result<(), String> {
-    // TLS (S3 over HTTPS, SMTP) uses ring; no second crypto library is built.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// Log lines to stderr; `RUST_LOG` filters them (default: info).
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -138,6 +141,17 @@ async fn serve() -> Result<(), String> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// The config file: `PEERVAULT_CONFIG`, else `Leptos.toml` in the working directory.
+fn config_path() -> String {
+    std::env::var("PEERVAULT_CONFIG").unwrap_or_else(|_| "Leptos.toml".into())
+}
+
+async fn serve() -> Result<(), String> {
+    // TLS (S3 over HTTPS, SMTP) uses ring; no second crypto library is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    init_logging();
 
     let path = config_path();
     let file = Path::new(&path);
@@ -197,8 +211,10 @@ async fn serve() -> Result<(), String> {
         cid_locks: Default::default(),
         clock,
         listen_addr,
+        network_wake: Default::default(),
     };
     let state = AppState::new(Inner { leptos_options: leptos_options.clone(), services });
+    tokio::spawn(peervault::service::network::run_loop(state.clone()));
 
     let routes = generate_route_list(App);
     let header_read_timeout = Duration::from_secs(state.settings.header_read_timeout_secs);

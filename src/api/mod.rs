@@ -6,6 +6,7 @@
 pub mod extract;
 pub mod files;
 pub mod gateway;
+pub mod node;
 pub mod openapi;
 pub mod reset;
 pub mod testing;
@@ -37,6 +38,11 @@ pub fn router() -> Router<AppState> {
         .route("/download_file", post(files::download_file))
         .route("/delete_file", post(files::delete_file))
         .route("/ipfs/{cid}", get(gateway::ipfs))
+        .route("/file_status", post(node::file_status))
+        .route("/node/work", post(node::work))
+        .route("/node/done", post(node::done))
+        .route("/node/failed", post(node::failed))
+        .route("/node/content/{cid}", get(node::content))
         .route("/send_reset_email", post(reset::send_reset_email))
         .route("/verify_otp", post(reset::verify_otp))
 }

@@ -26,6 +26,7 @@
 //! - dag-pb encoding of a File node is a few protobuf fields, in `dagpb.rs`.
 
 mod car;
+mod car_reader;
 mod cids;
 mod dagpb;
 mod importer;
@@ -34,6 +35,7 @@ mod layout;
 mod varint;
 
 pub use car::{car_cid_of, car_header, CarWriter, Sha256Writer};
+pub use car_reader::CarReader;
 pub use cids::{car_cid, parse_cid, ContentCid, CODEC_CAR, CODEC_DAG_PB, CODEC_RAW};
 pub use importer::{import_path, Block, Imported, Importer, PlannedBlock};
 pub use index::{BlockIndex, LeafSpan, RootBlock};

@@ -48,11 +48,24 @@ pub async fn open(
     with_body: bool,
 ) -> AppResult<Content> {
     let file = &download.file;
-    let size = file.size.max(0) as u64;
+    open_object(state, &file.cid, file.size.max(0) as u64, format, range, with_body, Some(download.owner_id)).await
+}
+
+/// Opens `format` of the stored object `cid` of `size` bytes, as [`open`]
+/// does; what is served is counted to `count_to` (an account), if given.
+pub async fn open_object(
+    state: &Services,
+    cid: &str,
+    size: u64,
+    format: Format,
+    range: Option<(u64, u64)>,
+    with_body: bool,
+    count_to: Option<i64>,
+) -> AppResult<Content> {
     if format == Format::Bytes && !with_body {
         return Ok(Content { len: range.map_or(size, |(a, b)| b - a + 1), body: None });
     }
-    let index = Arc::new(index_of(state, &file.cid, size).await?);
+    let index = Arc::new(index_of(state, cid, size).await?);
     let (len, plan) = match format {
         Format::Bytes => {
             let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
@@ -87,7 +100,7 @@ pub async fn open(
     };
     let reader = if to > from {
         let blobs = state.blobs.clone();
-        let key = file.cid.clone();
+        let key = cid.to_owned();
         Some(
             tokio::task::spawn_blocking(move || blobs.open_range(&key, from, to - from)?.ok_or_else(missing_object))
                 .await
@@ -97,11 +110,11 @@ pub async fn open(
     } else {
         None
     };
-    let root = crate::service::files::parse_cid(&file.cid)?;
+    let root = crate::service::files::parse_cid(cid)?;
     if index.root() != Some(&root) {
         return Err(AppError::internal(format!("the block index of {root} names another root")));
     }
-    let body = produce(state, download.owner_id, len, move |out| {
+    let body = produce(state, count_to, len, move |out| {
         let mut reader = reader;
         let mut nothing = io::empty();
         let input: &mut dyn Read = match reader.as_mut() {
@@ -248,7 +261,7 @@ impl Write for BodyWriter {
 /// what it had handed on.
 fn produce(
     state: &Services,
-    owner_id: i64,
+    owner_id: Option<i64>,
     len: u64,
     write: impl FnOnce(&mut BodyWriter) -> io::Result<()> + Send + 'static,
 ) -> ByteStream {
@@ -270,8 +283,10 @@ fn produce(
                 tally.served += piece.len() as u64;
                 if tally.served >= tally.len && !tally.recorded {
                     tally.recorded = true;
-                    if let Err(e) = record_download(&tally.db, tally.clock.now_ms(), tally.owner_id, tally.served).await {
-                        tracing::error!(error = %e, "could not count downloaded bytes");
+                    if let Some(owner) = tally.owner_id {
+                        if let Err(e) = record_download(&tally.db, tally.clock.now_ms(), owner, tally.served).await {
+                            tracing::error!(error = %e, "could not count downloaded bytes");
+                        }
                     }
                 }
                 Some((Ok(piece), (rx, tally)))
@@ -288,7 +303,7 @@ fn produce(
 struct Tally {
     db: Db,
     clock: Arc<crate::clock::Clock>,
-    owner_id: i64,
+    owner_id: Option<i64>,
     len: u64,
     served: u64,
     recorded: bool,
@@ -296,10 +311,11 @@ struct Tally {
 
 impl Drop for Tally {
     fn drop(&mut self) {
+        let Some(owner) = self.owner_id else { return };
         if self.recorded || self.served == 0 {
             return;
         }
-        let (db, now, owner, served) = (self.db.clone(), self.clock.now_ms(), self.owner_id, self.served);
+        let (db, now, served) = (self.db.clone(), self.clock.now_ms(), self.served);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 if let Err(e) = record_download(&db, now, owner, served).await {

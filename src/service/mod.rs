@@ -9,6 +9,7 @@ pub mod bandwidth;
 pub mod devices;
 pub mod download;
 pub mod files;
+pub mod network;
 pub mod passwords;
 pub mod reset;
 pub mod throttle;
@@ -34,6 +35,8 @@ pub struct Services {
     /// The address the server actually listens on (the base of links when
     /// no public URL is set).
     pub listen_addr: std::net::SocketAddr,
+    /// Woken when tasks were made (or should be), so nodes' polls answer at once.
+    pub network_wake: tokio::sync::Notify,
 }
 
 /// The authenticated caller of a request.

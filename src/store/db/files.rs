@@ -176,6 +176,14 @@ impl Db {
         })
     }
 
+    /// The size of a stored object, if it is stored.
+    pub async fn blob_size(&self, cid: &str) -> Result<Option<i64>, sqlx::Error> {
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT size FROM blobs WHERE cid = $1").bind(cid).fetch_optional(pool).await?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
     pub async fn blob_exists(&self, cid: &str) -> Result<bool, sqlx::Error> {
         with_pool!(self, pool => {
             let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM blobs WHERE cid = $1)").bind(cid).fetch_one(pool).await?;

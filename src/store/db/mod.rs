@@ -139,12 +139,14 @@ macro_rules! space_used_of {
 mod accounts;
 mod devices;
 mod files;
+mod network;
 mod resets;
 mod throttle;
 
 pub use accounts::{AccountRow, Credentials, InsertUser, TokenSubject};
 pub use devices::{DashboardRow, HeartbeatState, LedgerDay, TrafficDay};
 pub use files::{FileRow, InsertFile, NewFile};
+pub use network::{Finished, PlacementRow, TaskRow};
 pub use resets::{EmailOwner, ResetRow};
 
 impl Db {

@@ -1,0 +1,166 @@
+// The storage network, placement (issue 12, docs/NETWORK.md): real
+// processes on loopback, the release binary as the coordinator and as four
+// `peervault node`s. Every stored object reaches PEERVAULT_REPLICAS stored
+// replicas on distinct nodes, and each node keeps exactly the objects placed
+// on it, as the same CAR bytes `peervault car` makes.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  startServer, post, request, assertJson, MSG, newUserWithToken, dashboard, deviceToken, uploadFile, binaryPath, sleep,
+} from '../api/harness.mjs';
+
+const REPLICAS = 3;
+const NODES = 4;
+const MiB = 1024 * 1024;
+const SETTLE_MS = 60_000;
+
+let coord;
+const nodes = [];
+
+function startNode(user, peerId) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-node-'));
+  const proc = spawn(binaryPath(), [
+    'node', '--coordinator', coord.base, '--username', user.username, '--peer-id', peerId,
+    '--data-dir', dir, '--pledge-mb', '100', '--heartbeat-secs', '600',
+  ], { env: { ...process.env, RUST_LOG: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const err = [];
+  proc.stderr.on('data', (c) => err.push(c));
+  return { user, peerId, dir, proc, log: () => Buffer.concat(err).toString('utf8') };
+}
+
+before(async () => {
+  coord = await startServer({ PEERVAULT_REPLICAS: REPLICAS, PEERVAULT_NETWORK_TICK_SECS: 1, PEERVAULT_NODE_OFFLINE_SECS: 30 });
+  for (let i = 0; i < NODES; i += 1) {
+    const user = await newUserWithToken(coord);
+    const { peerId } = await dashboard(coord, user.token);
+    nodes.push(startNode(user, peerId));
+  }
+});
+
+after(async () => {
+  for (const n of nodes) n.proc.kill('SIGKILL');
+  await coord?.stop();
+});
+
+const status = (token, cid) => post(coord, '/file_status', { token, json: { cid } });
+
+/** Polls /file_status until `cid` has `REPLICAS` stored replicas (real processes at work). */
+async function settled(token, cid) {
+  const deadline = Date.now() + SETTLE_MS;
+  for (;;) {
+    const res = await status(token, cid);
+    assert.equal(res.status, 200, res.text);
+    if (res.json.stored >= REPLICAS) return res.json;
+    if (Date.now() > deadline) {
+      assert.fail(`${cid} has ${res.json.stored} stored replicas after ${SETTLE_MS} ms: ${res.text}\n` +
+        nodes.map((n) => n.log().split('\n').slice(-8).join('\n')).join('\n---\n'));
+    }
+    await sleep(200); // real time: the nodes fetch and answer on their own
+  }
+}
+
+/** The CAR `peervault car` makes of `bytes`. */
+function carOf(bytes) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-car-'));
+  fs.writeFileSync(path.join(dir, 'f'), bytes);
+  execFileSync(binaryPath(), ['car', path.join(dir, 'f'), '-o', path.join(dir, 'f.car')]);
+  const car = fs.readFileSync(path.join(dir, 'f.car'));
+  fs.rmSync(dir, { recursive: true, force: true });
+  return car;
+}
+
+const held = (node) => {
+  const dir = path.join(node.dir, 'objects');
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.car')).sort() : [];
+};
+
+describe(`${NODES} nodes, ${REPLICAS} replicas`, () => {
+  const uploads = [];
+
+  it('6 uploads (0 B, 1 B, 1 MiB + 1, 5 MB, the same content by two users) reach 3 stored replicas on 3 distinct nodes', async () => {
+    const alice = await newUserWithToken(coord);
+    const bob = await newUserWithToken(coord);
+    const shared = crypto.randomBytes(300_000);
+    for (const [who, bytes] of [
+      [alice, Buffer.alloc(0)], [alice, Buffer.from('x')], [alice, crypto.randomBytes(MiB + 1)],
+      [alice, crypto.randomBytes(5_000_000)], [alice, shared], [bob, shared],
+    ]) {
+      const { cid } = await uploadFile(coord, who.token, bytes);
+      uploads.push({ who, bytes, cid });
+    }
+    assert.equal(new Set(uploads.map((u) => u.cid)).size, 5, 'the shared content is one object');
+    for (const u of uploads) {
+      const s = await settled(u.who.token, u.cid);
+      assert.equal(s.cid, u.cid);
+      assert.equal(s.wanted, REPLICAS);
+      assert.equal(s.localCopy, true);
+      const stored = s.replicas.filter((r) => r.state === 'stored');
+      assert.equal(stored.length, REPLICAS);
+      assert.equal(new Set(stored.map((r) => r.node)).size, REPLICAS, 'distinct nodes');
+      for (const r of stored) {
+        assert.match(r.node, /^[0-9a-f]{16}$/, 'an opaque node id');
+        assert.ok(!nodes.some((n) => r.node.includes(n.peerId) || r.node.includes(n.user.username)));
+        assert.equal(typeof r.storedAt, 'number');
+      }
+    }
+  });
+
+  it('each node keeps exactly the objects placed on it, byte-identical to `peervault car`', async () => {
+    const distinct = [...new Map(uploads.map((u) => [u.cid, u])).values()];
+    // placements per node, from /file_status, against files per node dir
+    const perNode = new Map();
+    for (const u of distinct) {
+      for (const r of (await status(u.who.token, u.cid)).json.replicas.filter((x) => x.state === 'stored')) {
+        perNode.set(r.node, (perNode.get(r.node) ?? 0) + 1);
+      }
+    }
+    const counts = nodes.map((n) => held(n).length).filter((c) => c > 0).sort();
+    assert.deepEqual(counts, [...perNode.values()].sort(), 'files per node = placements per node');
+    for (const u of distinct) {
+      const holders = nodes.filter((n) => held(n).includes(`${u.cid}.car`));
+      assert.equal(holders.length, REPLICAS, `${u.cid} on ${holders.length} nodes`);
+      const expected = carOf(u.bytes);
+      for (const n of holders) {
+        assert.ok(fs.readFileSync(path.join(n.dir, 'objects', `${u.cid}.car`)).equals(expected), `${u.cid} on a node`);
+      }
+    }
+    for (const n of nodes) {
+      assert.deepEqual(fs.readdirSync(path.join(n.dir, 'staging')), [], 'no staging leftovers');
+    }
+  });
+
+  it('bad node calls are refused with JSON and change nothing', async () => {
+    const { who, cid } = uploads[3];
+    const before = (await status(who.token, cid)).json;
+    const stranger = await newUserWithToken(coord);
+    const device = await deviceToken(coord, stranger);
+    assertJson(await post(coord, '/node/work', { json: { wait: 0 } }), 401, MSG.tokenMissing);
+    assertJson(await post(coord, '/node/work', { token: stranger.token, json: { wait: 0 } }), 403,
+      { message: 'Node calls need a device token (from /android_auth)' });
+    for (const wait of [-1, 61, 'soon', true]) {
+      assertJson(await post(coord, '/node/work', { token: device, json: { wait } }), 400, { message: 'wait must be a number from 0 to 60' });
+    }
+    assertJson(await post(coord, '/node/work', { token: device, json: { wait: 0, freeBytes: -5 } }), 400, { message: 'freeBytes must be a number of bytes' });
+    assertJson(await post(coord, '/node/done', { token: device, json: {} }), 400, MSG.missing('id'));
+    assertJson(await post(coord, '/node/done', { token: device, json: { id: [1] } }), 400, { message: 'id must be a string' });
+    // task ids of other nodes (they are small numbers) are not this node's
+    for (const id of ['1', '2', 1, '99999', 'x']) {
+      assertJson(await post(coord, '/node/done', { token: device, json: { id } }), 404, { message: 'Task not found' });
+      assertJson(await post(coord, '/node/failed', { token: device, json: { id, reason: 'no' } }), 404, { message: 'Task not found' });
+    }
+    // content is only for the nodes it is placed on
+    const notPlaced = { message: 'No such object is placed on this node' };
+    assertJson(await request(coord, 'GET', `/node/content/${cid}`, { token: device }), 404, notPlaced);
+    assertJson(await request(coord, 'GET', `/node/content/${cid}`, { token: who.token }), 403,
+      { message: 'Node calls need a device token (from /android_auth)' });
+    // another account cannot see where a file is held
+    assertJson(await status(stranger.token, cid), 404, { message: 'Invalid Credentials' });
+    assertJson(await post(coord, '/file_status', { token: who.token, json: {} }), 400, MSG.missing('cid'));
+    assert.deepEqual((await status(who.token, cid)).json, before, 'nothing changed');
+  });
+});

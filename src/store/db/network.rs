@@ -1,0 +1,221 @@
+//! The storage network: nodes, placements of objects on them, their tasks.
+
+use super::{Db, Pool};
+use sqlx::Row;
+
+/// A task as a node is given it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TaskRow {
+    pub id: i64,
+    pub node_user: i64,
+    pub kind: String,
+    pub cid: String,
+    pub size: i64,
+    pub state: String,
+}
+
+/// A placement as `/file_status` shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PlacementRow {
+    pub node_id: String,
+    pub state: String,
+    pub assigned_at: i64,
+    pub stored_at: Option<i64>,
+}
+
+/// What finishing a task did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// The task was open and is now done or failed.
+    Now,
+    /// It had already been finished the same way (a repeated answer).
+    Already,
+    /// It was finished the other way before: the answer changes nothing.
+    Conflict,
+    /// No such task for this node.
+    Unknown,
+}
+
+/// The states in which a placement counts as a replica.
+const LIVE: &str = "('assigned', 'stored')";
+
+impl Db {
+    /// Records a node's poll (the row is made on its first, with `new_node_id`).
+    pub async fn node_polled(&self, user_id: i64, new_node_id: &str, free_bytes: i64, now: i64) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO nodes (user_id, node_id, last_poll_at, free_bytes) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id) DO UPDATE SET last_poll_at = excluded.last_poll_at, free_bytes = excluded.free_bytes",
+            )
+            .bind(user_id)
+            .bind(new_node_id)
+            .bind(now)
+            .bind(free_bytes)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+    }
+
+    /// The node's open tasks, oldest first.
+    pub async fn open_tasks(&self, user_id: i64) -> Result<Vec<TaskRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_as("SELECT id, node_user, kind, cid, size, state FROM tasks WHERE node_user = $1 AND state = 'open' ORDER BY id")
+                .bind(user_id)
+                .fetch_all(pool)
+                .await
+        })
+    }
+
+    /// Ends the node's task `id`: done (`ok`) or failed. A store task that
+    /// is done makes its placement stored; one that failed makes it lost.
+    pub async fn finish_task(&self, user_id: i64, id: i64, ok: bool, now: i64) -> Result<Finished, sqlx::Error> {
+        let state = if ok { "done" } else { "failed" };
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let ended = sqlx::query(
+                "UPDATE tasks SET state = $1 WHERE id = $2 AND node_user = $3 AND state = 'open' RETURNING kind, placement_id",
+            )
+            .bind(state)
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(ended) = ended else {
+                let was: Option<String> = sqlx::query("SELECT state FROM tasks WHERE id = $1 AND node_user = $2")
+                    .bind(id)
+                    .bind(user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.get(0));
+                tx.rollback().await?;
+                return Ok(match was {
+                    None => Finished::Unknown,
+                    Some(s) if s == state => Finished::Already,
+                    Some(_) => Finished::Conflict,
+                });
+            };
+            let kind: String = ended.get(0);
+            let placement: Option<i64> = ended.get(1);
+            if let (Some(placement), "store") = (placement, kind.as_str()) {
+                if ok {
+                    sqlx::query("UPDATE placements SET state = 'stored', stored_at = $2 WHERE id = $1 AND state = 'assigned'")
+                        .bind(placement)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                } else {
+                    sqlx::query("UPDATE placements SET state = 'lost' WHERE id = $1 AND state = 'assigned'")
+                        .bind(placement)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(Finished::Now)
+        })
+    }
+
+    /// Whether the node holds (or is to hold) a replica of `cid`.
+    pub async fn holds(&self, user_id: i64, cid: &str) -> Result<bool, sqlx::Error> {
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM placements WHERE node_user = $1 AND cid = $2 AND state IN {LIVE})");
+        with_pool!(self, pool => {
+            let row = sqlx::query(&sql).bind(user_id).bind(cid).fetch_one(pool).await?;
+            Ok(row.get::<bool, _>(0))
+        })
+    }
+
+    /// Stored objects with fewer than `replicas` live placements (at most `limit`).
+    pub async fn underplaced(&self, replicas: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        let sql = format!(
+            "SELECT b.cid FROM blobs b WHERE (SELECT COUNT(*) FROM placements p WHERE p.cid = b.cid AND p.state IN {LIVE}) < $1 \
+             ORDER BY b.created_at LIMIT $2"
+        );
+        with_pool!(self, pool => {
+            let rows = sqlx::query(&sql).bind(replicas).bind(limit).fetch_all(pool).await?;
+            Ok(rows.into_iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    /// Places `cid` on as many more nodes as it takes to reach `replicas`:
+    /// nodes that polled at or after `online_since`, pledged storage with
+    /// room for the object, and hold no replica of it yet; those with the
+    /// most room first. One transaction, with the blob row locked, so no
+    /// two instances place the same object at once. Returns how many
+    /// placements (and store tasks) were made.
+    pub async fn place(&self, cid: &str, replicas: i64, online_since: i64, now: i64) -> Result<u64, sqlx::Error> {
+        let count_live = format!("SELECT COUNT(*) FROM placements WHERE cid = $1 AND state IN {LIVE}");
+        let candidates = format!(
+            "SELECT n.user_id, CAST(u.storage_rented_mb * 1048576 AS BIGINT) - \
+               COALESCE((SELECT SUM(p.size) FROM placements p WHERE p.node_user = n.user_id AND p.state IN {LIVE}), 0) AS room \
+             FROM nodes n JOIN users u ON u.id = n.user_id \
+             WHERE n.last_poll_at >= $1 AND u.storage_rented_mb > 0 \
+               AND NOT EXISTS (SELECT 1 FROM placements p WHERE p.cid = $2 AND p.node_user = n.user_id AND p.state IN {LIVE}) \
+             ORDER BY room DESC, n.user_id"
+        );
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let size: Option<i64> = sqlx::query("UPDATE blobs SET size = size WHERE cid = $1 RETURNING size")
+                .bind(cid)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.get(0));
+            let Some(size) = size else {
+                tx.rollback().await?;
+                return Ok(0);
+            };
+            let live: i64 = sqlx::query(&count_live).bind(cid).fetch_one(&mut *tx).await?.get(0);
+            let need = (replicas - live).max(0) as usize;
+            let mut made = 0;
+            if need > 0 {
+                let nodes: Vec<(i64, i64)> = sqlx::query(&candidates)
+                    .bind(online_since)
+                    .bind(cid)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+                for (node, _) in nodes.into_iter().filter(|(_, room)| *room >= size).take(need) {
+                    let placement: i64 = sqlx::query(
+                        "INSERT INTO placements (cid, node_user, size, state, assigned_at) VALUES ($1, $2, $3, 'assigned', $4) RETURNING id",
+                    )
+                    .bind(cid)
+                    .bind(node)
+                    .bind(size)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .get(0);
+                    sqlx::query(
+                        "INSERT INTO tasks (node_user, placement_id, kind, cid, size, state, created_at) \
+                         VALUES ($1, $2, 'store', $3, $4, 'open', $5)",
+                    )
+                    .bind(node)
+                    .bind(placement)
+                    .bind(cid)
+                    .bind(size)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    made += 1;
+                }
+            }
+            tx.commit().await?;
+            Ok(made)
+        })
+    }
+
+    /// The placements of `cid` that are or were replicas, oldest first.
+    pub async fn placements_of(&self, cid: &str) -> Result<Vec<PlacementRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT n.node_id, p.state, p.assigned_at, p.stored_at FROM placements p JOIN nodes n ON n.user_id = p.node_user \
+                 WHERE p.cid = $1 AND p.state IN ('assigned', 'stored', 'lost') ORDER BY p.id",
+            )
+            .bind(cid)
+            .fetch_all(pool)
+            .await
+        })
+    }
+}
