@@ -145,8 +145,11 @@ test-cluster:
 	$(call node_suite,end2end/cluster/,cluster,$(SCALED))
 
 # The storage network: the release binary as coordinator and as nodes, on loopback.
+# The storage network: the release binary as coordinator and as nodes, on
+# loopback; then again on PostgreSQL + S3.
 test-network:
 	$(call node_suite,end2end/network/,network)
+	$(call node_suite,end2end/network/,network-scaled,$(SCALED))
 
 test-browser:
 	@mkdir -p $(LOGS)

@@ -197,6 +197,7 @@ async fn handle(node: &Coordinator, task: &Value) {
     let cid = task["cid"].as_str().unwrap_or_default();
     let outcome = match kind {
         "store" => store(node, cid).await,
+        "drop" => drop_object(&node.args.data_dir, cid),
         other => Err(format!("unknown task kind {other:?}")),
     };
     let (path, body) = match &outcome {
@@ -261,6 +262,17 @@ async fn store(node: &Coordinator, cid: &str) -> Result<(), Failure> {
         let _ = std::fs::remove_file(&staging);
     }
     keep
+}
+
+/// Deletes the object's CAR (gone already is fine) and syncs the directory.
+fn drop_object(root: &Path, cid: &str) -> Result<(), Failure> {
+    let cid = crate::content::parse_cid(cid).map_err(|e| format!("bad CID: {e}"))?.to_string();
+    match std::fs::remove_file(object_path(root, &cid)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("drop: {e}")),
+    }
+    std::fs::File::open(objects_dir(root)).and_then(|d| d.sync_all()).map_err(|e| format!("drop: {e}"))
 }
 
 /// Every block of the CAR at `path` matches its CID, and its root is `root`.

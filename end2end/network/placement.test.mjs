@@ -2,7 +2,8 @@
 // processes on loopback, the release binary as the coordinator and as four
 // `peervault node`s. Every stored object reaches PEERVAULT_REPLICAS stored
 // replicas on distinct nodes, and each node keeps exactly the objects placed
-// on it, as the same CAR bytes `peervault car` makes.
+// on it, as the same CAR bytes `peervault car` makes; a deleted file's
+// replicas are dropped from the nodes.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -162,5 +163,21 @@ describe(`${NODES} nodes, ${REPLICAS} replicas`, () => {
     assertJson(await status(stranger.token, cid), 404, { message: 'Invalid Credentials' });
     assertJson(await post(coord, '/file_status', { token: who.token, json: {} }), 400, MSG.missing('cid'));
     assert.deepEqual((await status(who.token, cid)).json, before, 'nothing changed');
+  });
+  it('a deleted file\'s replicas are dropped from its nodes; every other object stays where it is', async () => {
+    const gone = uploads[2]; // alice's 1 MiB + 1, stored by her alone
+    const before = new Map(nodes.map((n) => [n.dir, held(n)]));
+    assert.equal(nodes.filter((n) => before.get(n.dir).includes(`${gone.cid}.car`)).length, REPLICAS);
+    assertJson(await post(coord, '/delete_file', { token: gone.who.token, json: { cid: gone.cid } }), 200,
+      { message: 'File deleted successfully' });
+    const deadline = Date.now() + SETTLE_MS;
+    while (nodes.some((n) => held(n).includes(`${gone.cid}.car`))) {
+      if (Date.now() > deadline) assert.fail(`still held after ${SETTLE_MS} ms`);
+      await sleep(200); // real time: the nodes act on their own
+    }
+    for (const n of nodes) {
+      assert.deepEqual(held(n), before.get(n.dir).filter((f) => f !== `${gone.cid}.car`), 'the other objects stay');
+    }
+    assertJson(await status(gone.who.token, gone.cid), 404, { message: 'Invalid Credentials' });
   });
 });

@@ -18,7 +18,8 @@ use std::time::Duration;
 pub struct Task {
     /// Opaque; send it back with the answer.
     pub id: String,
-    /// `store` (fetch `/node/content/{cid}`, verify, keep, then `/node/done`).
+    /// `store` (fetch `/node/content/{cid}`, verify, keep, then `/node/done`)
+    /// or `drop` (delete the object, then `/node/done`).
     pub kind: String,
     pub cid: String,
     /// The object's size in bytes.
@@ -109,8 +110,12 @@ pub async fn place_round(state: &Services) -> AppResult<u64> {
     for cid in state.db.underplaced(state.settings.replicas, 500).await? {
         made += state.db.place(&cid, state.settings.replicas, online_since, now).await?;
     }
+    // Replicas of objects no longer stored go from their nodes.
+    for placement in state.db.orphaned_placements(500).await? {
+        made += u64::from(state.db.schedule_drop(placement, now).await?);
+    }
     if made > 0 {
-        tracing::info!(placements = made, "objects placed on nodes");
+        tracing::info!(tasks = made, "tasks made for nodes");
         state.network_wake.notify_waiters();
     }
     Ok(made)

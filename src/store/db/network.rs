@@ -97,6 +97,13 @@ impl Db {
             };
             let kind: String = ended.get(0);
             let placement: Option<i64> = ended.get(1);
+            if let (Some(placement), "drop") = (placement, kind.as_str()) {
+                // Done or not, the node is no longer counted on for it.
+                sqlx::query("UPDATE placements SET state = 'dropped' WHERE id = $1 AND state = 'dropping'")
+                    .bind(placement)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if let (Some(placement), "store") = (placement, kind.as_str()) {
                 if ok {
                     sqlx::query("UPDATE placements SET state = 'stored', stored_at = $2 WHERE id = $1 AND state = 'assigned'")
@@ -146,11 +153,12 @@ impl Db {
     pub async fn place(&self, cid: &str, replicas: i64, online_since: i64, now: i64) -> Result<u64, sqlx::Error> {
         let count_live = format!("SELECT COUNT(*) FROM placements WHERE cid = $1 AND state IN {LIVE}");
         let candidates = format!(
-            "SELECT n.user_id, CAST(u.storage_rented_mb * 1048576 AS BIGINT) - \
-               COALESCE((SELECT SUM(p.size) FROM placements p WHERE p.node_user = n.user_id AND p.state IN {LIVE}), 0) AS room \
+            "SELECT n.user_id, CAST(u.storage_rented_mb * 1048576 - \
+               COALESCE((SELECT SUM(p.size) FROM placements p WHERE p.node_user = n.user_id AND p.state IN {LIVE}), 0) AS BIGINT) AS room \
              FROM nodes n JOIN users u ON u.id = n.user_id \
              WHERE n.last_poll_at >= $1 AND u.storage_rented_mb > 0 \
-               AND NOT EXISTS (SELECT 1 FROM placements p WHERE p.cid = $2 AND p.node_user = n.user_id AND p.state IN {LIVE}) \
+               AND NOT EXISTS (SELECT 1 FROM placements p WHERE p.cid = $2 AND p.node_user = n.user_id \
+                 AND p.state IN ('assigned', 'stored', 'dropping')) \
              ORDER BY room DESC, n.user_id"
         );
         with_pool!(self, pool => {
@@ -203,6 +211,52 @@ impl Db {
             }
             tx.commit().await?;
             Ok(made)
+        })
+    }
+
+    /// Live placements of objects no longer stored (their last file was
+    /// deleted): what nodes are to drop (at most `limit`).
+    pub async fn orphaned_placements(&self, limit: i64) -> Result<Vec<i64>, sqlx::Error> {
+        let sql = format!(
+            "SELECT p.id FROM placements p WHERE p.state IN {LIVE} \
+             AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.cid = p.cid) ORDER BY p.id LIMIT $1"
+        );
+        with_pool!(self, pool => {
+            let rows = sqlx::query(&sql).bind(limit).fetch_all(pool).await?;
+            Ok(rows.into_iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    /// Gives the node of a live placement a drop task for it (once: the
+    /// placement becomes `dropping`). Returns whether a task was made.
+    pub async fn schedule_drop(&self, placement: i64, now: i64) -> Result<bool, sqlx::Error> {
+        let sql = format!(
+            "UPDATE placements SET state = 'dropping' WHERE id = $1 AND state IN {LIVE} RETURNING node_user, cid, size"
+        );
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let Some(row) = sqlx::query(&sql).bind(placement).fetch_optional(&mut *tx).await? else {
+                tx.rollback().await?;
+                return Ok(false);
+            };
+            let (node, cid, size): (i64, String, i64) = (row.get(0), row.get(1), row.get(2));
+            // An unanswered store task for it is moot now.
+            sqlx::query("UPDATE tasks SET state = 'cancelled' WHERE placement_id = $1 AND state = 'open'")
+                .bind(placement)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO tasks (node_user, placement_id, kind, cid, size, state, created_at) VALUES ($1, $2, 'drop', $3, $4, 'open', $5)",
+            )
+            .bind(node)
+            .bind(placement)
+            .bind(cid)
+            .bind(size)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(true)
         })
     }
 
