@@ -90,8 +90,19 @@ pub struct Settings {
     /// A node that has not polled for work this long is offline: nothing
     /// new is placed on it.
     pub node_offline_secs: i64,
-    /// Seconds between two rounds of the network loop (placement).
+    /// Seconds between two rounds of the network loop (placement, audits, repair).
     pub network_tick_secs: u64,
+    /// A node silent this long loses its placements: they are made again on
+    /// other nodes (and the node is told to drop them when it is back).
+    pub repair_after_secs: i64,
+    /// Each stored placement is audited about this often, seconds.
+    pub audit_interval_secs: i64,
+    /// Seconds a node has to answer an audit.
+    pub audit_deadline_secs: i64,
+    /// Failed audits in a row after which a placement is lost.
+    pub audit_max_failures: i64,
+    /// Coins per GB-hour (2^30 bytes) of storage a passed audit pays for.
+    pub storage_coin_rate: f64,
 }
 
 impl Default for Settings {
@@ -134,6 +145,11 @@ impl Default for Settings {
             replicas: 3,
             node_offline_secs: 3600,
             network_tick_secs: 30,
+            repair_after_secs: 4 * 3600,
+            audit_interval_secs: 6 * 3600,
+            audit_deadline_secs: 300,
+            audit_max_failures: 3,
+            storage_coin_rate: 0.02,
         }
     }
 }
@@ -221,6 +237,11 @@ impl Settings {
             ("replicas", (1..=16).contains(&self.replicas)),
             ("node_offline_secs", self.node_offline_secs >= 3),
             ("network_tick_secs", self.network_tick_secs > 0),
+            ("repair_after_secs", self.repair_after_secs >= self.node_offline_secs),
+            ("audit_interval_secs", self.audit_interval_secs > 0),
+            ("audit_deadline_secs", self.audit_deadline_secs > 0),
+            ("audit_max_failures", self.audit_max_failures > 0),
+            ("storage_coin_rate", self.storage_coin_rate.is_finite() && self.storage_coin_rate >= 0.0),
         ];
         match positive.iter().find(|(_, ok)| !ok) {
             Some((name, _)) => Err(format!("setting {name} is out of range")),

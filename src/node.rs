@@ -195,6 +195,9 @@ async fn handle(node: &Coordinator, task: &Value) {
     let id = task["id"].as_str().unwrap_or_default();
     let kind = task["kind"].as_str().unwrap_or_default();
     let cid = task["cid"].as_str().unwrap_or_default();
+    if kind == "audit" {
+        return audit(node, id, cid, task["block"].as_str().unwrap_or_default()).await;
+    }
     let outcome = match kind {
         "store" => store(node, cid).await,
         "drop" => drop_object(&node.args.data_dir, cid),
@@ -222,6 +225,53 @@ async fn handle(node: &Coordinator, task: &Value) {
             }
         }
     }
+}
+
+/// Answers an audit: the raw bytes of `block` of the object, read from its
+/// CAR (and checked against the CID on the way) to `/node/proof/{id}`. A
+/// node that cannot find the block says so with `/node/failed`.
+async fn audit(node: &Coordinator, id: &str, cid: &str, block: &str) {
+    let found = {
+        let (root, block) = (node.args.data_dir.clone(), block.to_owned());
+        let cid = cid.to_owned();
+        tokio::task::spawn_blocking(move || find_block(&root, &cid, &block)).await.unwrap_or_else(|e| Err(e.to_string()))
+    };
+    let bytes = match found {
+        Ok(bytes) => bytes,
+        Err(reason) => {
+            tracing::warn!(task = id, kind = "audit", cid, %reason, "task failed");
+            let _ = node.call("/node/failed", &json!({"id": id, "reason": reason}), true).await;
+            return;
+        }
+    };
+    let sent = node
+        .http
+        .post(format!("{}/node/proof/{id}", node.base))
+        .header("authorization", node.token())
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await;
+    match sent {
+        Ok(res) if res.status().is_success() => tracing::info!(task = id, kind = "audit", cid, "task done"),
+        Ok(res) => tracing::warn!(task = id, kind = "audit", cid, status = %res.status(), "proof refused"),
+        Err(e) => tracing::warn!(task = id, kind = "audit", cid, error = %e, "proof not delivered"),
+    }
+}
+
+/// The bytes of `block` in the kept CAR of `cid`, every block read checked.
+fn find_block(root: &Path, cid: &str, block: &str) -> Result<Vec<u8>, Failure> {
+    let cid = crate::content::parse_cid(cid).map_err(|e| format!("bad CID: {e}"))?;
+    let want = crate::content::parse_cid(block).map_err(|e| format!("bad block CID: {e}"))?;
+    let file = std::fs::File::open(object_path(root, &cid.to_string())).map_err(|e| format!("audit: {e}"))?;
+    let mut car = CarReader::new(std::io::BufReader::with_capacity(1 << 20, file)).map_err(|e| format!("audit: {e}"))?;
+    let mut buf = Vec::new();
+    while let Some(found) = car.next_block(&mut buf).map_err(|e| format!("audit: {e}"))? {
+        if found == want {
+            return Ok(buf);
+        }
+    }
+    Err(format!("audit: block {want} is not in the object"))
 }
 
 /// Fetches the object's CAR into a staging file, checks every block and the

@@ -6,41 +6,21 @@
 // replicas are dropped from the nodes.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import {
-  startServer, post, request, assertJson, MSG, newUserWithToken, dashboard, deviceToken, uploadFile, binaryPath, sleep,
-} from '../api/harness.mjs';
+import { startServer, post, request, assertJson, MSG, newUserWithToken, deviceToken, uploadFile, sleep } from '../api/harness.mjs';
+import { MiB, SETTLE_MS, startNodes, held, carOf, fileStatus, stored } from './nodes.mjs';
 
 const REPLICAS = 3;
 const NODES = 4;
-const MiB = 1024 * 1024;
-const SETTLE_MS = 60_000;
 
 let coord;
-const nodes = [];
-
-function startNode(user, peerId) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-node-'));
-  const proc = spawn(binaryPath(), [
-    'node', '--coordinator', coord.base, '--username', user.username, '--peer-id', peerId,
-    '--data-dir', dir, '--pledge-mb', '100', '--heartbeat-secs', '600',
-  ], { env: { ...process.env, RUST_LOG: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  const err = [];
-  proc.stderr.on('data', (c) => err.push(c));
-  return { user, peerId, dir, proc, log: () => Buffer.concat(err).toString('utf8') };
-}
+let nodes = [];
 
 before(async () => {
   coord = await startServer({ PEERVAULT_REPLICAS: REPLICAS, PEERVAULT_NETWORK_TICK_SECS: 1, PEERVAULT_NODE_OFFLINE_SECS: 30 });
-  for (let i = 0; i < NODES; i += 1) {
-    const user = await newUserWithToken(coord);
-    const { peerId } = await dashboard(coord, user.token);
-    nodes.push(startNode(user, peerId));
-  }
+  nodes = await startNodes(coord, NODES);
 });
 
 after(async () => {
@@ -48,37 +28,8 @@ after(async () => {
   await coord?.stop();
 });
 
-const status = (token, cid) => post(coord, '/file_status', { token, json: { cid } });
-
-/** Polls /file_status until `cid` has `REPLICAS` stored replicas (real processes at work). */
-async function settled(token, cid) {
-  const deadline = Date.now() + SETTLE_MS;
-  for (;;) {
-    const res = await status(token, cid);
-    assert.equal(res.status, 200, res.text);
-    if (res.json.stored >= REPLICAS) return res.json;
-    if (Date.now() > deadline) {
-      assert.fail(`${cid} has ${res.json.stored} stored replicas after ${SETTLE_MS} ms: ${res.text}\n` +
-        nodes.map((n) => n.log().split('\n').slice(-8).join('\n')).join('\n---\n'));
-    }
-    await sleep(200); // real time: the nodes fetch and answer on their own
-  }
-}
-
-/** The CAR `peervault car` makes of `bytes`. */
-function carOf(bytes) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-car-'));
-  fs.writeFileSync(path.join(dir, 'f'), bytes);
-  execFileSync(binaryPath(), ['car', path.join(dir, 'f'), '-o', path.join(dir, 'f.car')]);
-  const car = fs.readFileSync(path.join(dir, 'f.car'));
-  fs.rmSync(dir, { recursive: true, force: true });
-  return car;
-}
-
-const held = (node) => {
-  const dir = path.join(node.dir, 'objects');
-  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.car')).sort() : [];
-};
+const status = (token, cid) => fileStatus(coord, token, cid);
+const settled = (token, cid) => stored(coord, token, cid, REPLICAS, nodes);
 
 describe(`${NODES} nodes, ${REPLICAS} replicas`, () => {
   const uploads = [];

@@ -60,10 +60,16 @@ impl FromRequest<AppState> for JsonObject {
 
 /// Why a body could not be read: too long (413), stalled (408), or cut off.
 fn read_error(e: &axum::Error) -> AppError {
+    body_error(e, "Request body too large")
+}
+
+/// Why a body read with a limit failed: past the limit (413 `too_large`),
+/// stalled (408), or cut off.
+pub fn body_error(e: &axum::Error, too_large: &str) -> AppError {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if err.is::<http_body_util::LengthLimitError>() {
-            return too_large();
+            return AppError::too_large(too_large);
         }
         cur = err.source();
     }

@@ -43,6 +43,8 @@ pub fn router() -> Router<AppState> {
         .route("/node/done", post(node::done))
         .route("/node/failed", post(node::failed))
         .route("/node/content/{cid}", get(node::content))
+        .route("/node/proof/{id}", post(node::proof))
+        .route("/node_status", post(node::node_status))
         .route("/send_reset_email", post(reset::send_reset_email))
         .route("/verify_otp", post(reset::verify_otp))
 }

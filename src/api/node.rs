@@ -5,7 +5,7 @@
 use super::extract::{Auth, JsonObject, Numeric};
 use super::{ApiResult, Message};
 use crate::error::AppError;
-use crate::service::network::{self, FileStatus, Task};
+use crate::service::network::{self, FileStatus, NodeStatus, Task};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -123,6 +123,38 @@ pub async fn content(State(state): State<AppState>, Auth(who): Auth, Path(cid): 
         .header(header::CONTENT_LENGTH, opened.len)
         .body(body)
         .map_err(AppError::internal)?)
+}
+
+#[utoipa::path(post, path = "/node/proof/{id}", tag = "network", security(("token" = [])),
+    params(("id" = String, Path, description = "The audit task's id, as `/node/work` gave it")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The raw bytes of the block the audit asked for (at most 1 MiB)"),
+    responses(
+        (status = 200, description = "The bytes hash to the block's CID, in time: the audit passed (storage coins credited)", body = Message,
+            example = json!({"message": "Proof accepted"})),
+        (status = 401, description = "Token missing or invalid", body = Message),
+        (status = 403, description = "A user token", body = Message),
+        (status = 404, description = "No such audit for this node", body = Message, example = json!({"message": "Audit not found"})),
+        (status = 409, description = "Already answered, or the deadline passed (then the audit failed)", body = Message,
+            example = json!({"message": "Audit deadline has passed"})),
+        (status = 413, description = "Larger than any block: refused, the audit stays open", body = Message),
+        (status = 422, description = "The bytes do not hash to the block's CID: the audit failed", body = Message,
+            example = json!({"message": "Proof does not match the block"})),
+    ))]
+pub async fn proof(State(state): State<AppState>, Auth(who): Auth, Path(id): Path<String>, body: Body) -> ApiResult<Json<Message>> {
+    let block = axum::body::to_bytes(body, network::MAX_PROOF_BYTES)
+        .await
+        .map_err(|e| super::extract::body_error(&e, "Proof is larger than any block"))?;
+    network::proof(&state, &who, &id, &block).await?;
+    Ok(Json(Message { message: "Proof accepted".into() }))
+}
+
+#[utoipa::path(post, path = "/node_status", tag = "network", security(("token" = [])),
+    responses(
+        (status = 200, description = "What the account's node holds, its audit score and coins by kind, and the network's figures", body = NodeStatus),
+        (status = 401, description = "Token missing or invalid", body = Message),
+    ))]
+pub async fn node_status(State(state): State<AppState>, Auth(who): Auth) -> ApiResult<Json<NodeStatus>> {
+    Ok(Json(network::node_status(&state, who.user_id).await?))
 }
 
 #[utoipa::path(post, path = "/file_status", tag = "files", security(("token" = [])),

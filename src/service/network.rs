@@ -1,6 +1,8 @@
 //! The storage network, coordinator side (docs/NETWORK.md): nodes poll for
-//! work, fetch the objects placed on them, and say when they hold them; a
-//! loop places every stored object on `replicas` distinct nodes.
+//! work, fetch the objects placed on them, say when they hold them and
+//! prove it under audit; a loop places every stored object on `replicas`
+//! distinct nodes, audits the replicas, pays storage coins for the ones
+//! that pass, and repairs what silent or failing nodes lost.
 //!
 //! A node is an account that signed in with its device token
 //! (`/android_auth`): one account, one node.
@@ -10,7 +12,8 @@ use super::files::parse_cid;
 use super::{Principal, Services};
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::service::tokens::TokenKind;
-use crate::store::db::{Finished, TaskRow};
+use crate::store::db::{AuditRules, DueAudit, Finished, Settled, TaskRow, Verdict};
+use futures::StreamExt;
 use std::time::Duration;
 
 /// A task as `/node/work` hands it out.
@@ -18,17 +21,24 @@ use std::time::Duration;
 pub struct Task {
     /// Opaque; send it back with the answer.
     pub id: String,
-    /// `store` (fetch `/node/content/{cid}`, verify, keep, then `/node/done`)
-    /// or `drop` (delete the object, then `/node/done`).
+    /// `store` (fetch `/node/content/{cid}`, verify, keep, then `/node/done`),
+    /// `audit` (send the raw bytes of `block` to `/node/proof/{id}` before
+    /// `deadline`) or `drop` (delete the object, then `/node/done`).
     pub kind: String,
     pub cid: String,
     /// The object's size in bytes.
     pub size: i64,
+    /// Audits: the CID of the leaf to send.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block: Option<String>,
+    /// Audits: the answer must arrive before this (ms since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<i64>,
 }
 
 impl From<TaskRow> for Task {
     fn from(t: TaskRow) -> Self {
-        Self { id: t.id.to_string(), kind: t.kind, cid: t.cid, size: t.size }
+        Self { id: t.id.to_string(), kind: t.kind, cid: t.cid, size: t.size, block: t.block, deadline: t.deadline }
     }
 }
 
@@ -73,7 +83,10 @@ fn task_id(text: &str) -> AppResult<i64> {
 /// the other way is a conflict; an unknown or foreign task is not found.
 pub async fn finish(state: &Services, who: &Principal, id: &str, ok: bool) -> AppResult<()> {
     require_node(who)?;
-    match state.db.finish_task(who.user_id, task_id(id)?, ok, state.clock.now_ms()).await? {
+    let task = task_id(id)?;
+    let now = state.clock.now_ms();
+    let first_audit_at = now.saturating_add(state.settings.audit_interval_secs.saturating_mul(1000));
+    match state.db.finish_task(who.user_id, task, ok, now, first_audit_at).await? {
         Finished::Now => {
             tracing::info!(node_user = who.user_id, task = id, ok, "task finished");
             if !ok {
@@ -84,7 +97,68 @@ pub async fn finish(state: &Services, who: &Principal, id: &str, ok: bool) -> Ap
         }
         Finished::Already => Ok(()),
         Finished::Conflict => Err(AppError::conflict("Task was already answered otherwise")),
+        Finished::NotFetched => Err(AppError::conflict("The content was not fetched: read /node/content/{cid} first")),
         Finished::Unknown => Err(AppError::not_found("Task not found")),
+        Finished::Audit if ok => Err(AppError::conflict("An audit is answered with its block at /node/proof/{id}")),
+        Finished::Audit => {
+            // The node says it cannot prove it: a failure, at once.
+            let audit = state.db.audit_of_task(who.user_id, task).await?.ok_or_else(|| AppError::not_found("Task not found"))?;
+            match settle(state, audit.id, Verdict::Failed).await? {
+                Settled::Already if audit.outcome == "failed" => Ok(()),
+                Settled::Already => Err(AppError::conflict("Task was already answered otherwise")),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+fn audit_rules(state: &Services) -> AuditRules {
+    AuditRules {
+        interval_ms: state.settings.audit_interval_secs.saturating_mul(1000),
+        max_failures: state.settings.audit_max_failures,
+        coin_rate: state.settings.storage_coin_rate,
+    }
+}
+
+/// Settles an audit and logs what it did; a lost placement wakes the loop.
+async fn settle(state: &Services, audit_id: i64, verdict: Verdict) -> AppResult<Settled> {
+    let settled = state.db.settle_audit(audit_id, verdict, state.clock.now_ms(), audit_rules(state)).await?;
+    match settled {
+        Settled::Already => {}
+        Settled::Paid(coins) => tracing::info!(audit = audit_id, coins, "audit passed"),
+        Settled::Failed { lost } => {
+            tracing::warn!(audit = audit_id, ?verdict, lost, "audit failed");
+            if lost {
+                state.network_wake.notify_waiters();
+            }
+        }
+    }
+    Ok(settled)
+}
+
+/// The largest proof read: a leaf is at most 1 MiB; room for more is not given.
+pub const MAX_PROOF_BYTES: usize = 1 << 20;
+
+/// `POST /node/proof/{id}`: the node's answer to an audit, the raw bytes
+/// of the block it was asked for. The bytes must hash to the block's CID
+/// and arrive before the deadline; anything else is a failed audit.
+pub async fn proof(state: &Services, who: &Principal, id: &str, block: &[u8]) -> AppResult<()> {
+    require_node(who)?;
+    let task = task_id(id)?;
+    let audit = state.db.audit_of_task(who.user_id, task).await?.ok_or_else(|| AppError::not_found("Audit not found"))?;
+    if audit.outcome != "open" {
+        return Err(AppError::conflict("Audit was already answered"));
+    }
+    if state.clock.now_ms() > audit.deadline {
+        settle(state, audit.id, Verdict::Late).await?;
+        return Err(AppError::conflict("Audit deadline has passed"));
+    }
+    let matches = crate::content::parse_cid(&audit.block).is_ok_and(|cid| cid.verifies(block));
+    let verdict = if matches { Verdict::Passed } else { Verdict::Failed };
+    match settle(state, audit.id, verdict).await? {
+        Settled::Already => Err(AppError::conflict("Audit was already answered")),
+        _ if !matches => Err(AppError::new(422, "Proof does not match the block")),
+        _ => Ok(()),
     }
 }
 
@@ -94,18 +168,46 @@ pub async fn content(state: &Services, who: &Principal, cid: &str, with_body: bo
     require_node(who)?;
     let cid = parse_cid(cid)?.to_string();
     let not_placed = || AppError::not_found("No such object is placed on this node");
-    if !state.db.holds(who.user_id, &cid).await? {
-        return Err(not_placed());
-    }
+    let placement = state.db.placement_on(who.user_id, &cid).await?.ok_or_else(not_placed)?;
     let size = state.db.blob_size(&cid).await?.ok_or_else(not_placed)?;
-    download::open_object(state, &cid, size.max(0) as u64, Format::Car, None, with_body, None).await
+    let mut opened = download::open_object(state, &cid, size.max(0) as u64, Format::Car, None, with_body, None).await?;
+    if let Some(body) = opened.body.take() {
+        // Marked before the last bytes go out (the stream has a known
+        // length, so its end is never polled): a store task is done only
+        // after the node read every block.
+        let (db, clock, total) = (state.db.clone(), state.clock.clone(), opened.len);
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let marked = body.then(move |chunk: std::io::Result<bytes::Bytes>| {
+            let (db, clock, seen) = (db.clone(), clock.clone(), seen.clone());
+            async move {
+                if let Ok(bytes) = &chunk {
+                    let before = seen.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::SeqCst);
+                    if before + bytes.len() as u64 == total {
+                        db.mark_fetched(placement, clock.now_ms()).await.map_err(std::io::Error::other)?;
+                    }
+                }
+                chunk
+            }
+        });
+        opened.body = Some(Box::pin(marked));
+    }
+    Ok(opened)
 }
 
-/// One round of the network loop: every object short of replicas is placed
-/// on more nodes. Returns how many placements were made.
+/// One round of the network loop: placements of silent nodes are lost,
+/// overdue audits fail, every object short of replicas is placed on more
+/// nodes, stale and orphaned replicas get drop tasks, due audits are
+/// opened. Returns how many tasks were made.
 pub async fn place_round(state: &Services) -> AppResult<u64> {
     let now = state.clock.now_ms();
     let online_since = now - state.settings.node_offline_secs.saturating_mul(1000);
+    let lost = state.db.lose_silent_placements(now - state.settings.repair_after_secs.saturating_mul(1000)).await?;
+    if lost > 0 {
+        tracing::warn!(placements = lost, "placements of silent nodes lost");
+    }
+    for audit in state.db.overdue_audits(now, 500).await? {
+        settle(state, audit, Verdict::Late).await?;
+    }
     let mut made = 0;
     for cid in state.db.underplaced(state.settings.replicas, 500).await? {
         made += state.db.place(&cid, state.settings.replicas, online_since, now).await?;
@@ -114,11 +216,31 @@ pub async fn place_round(state: &Services) -> AppResult<u64> {
     for placement in state.db.orphaned_placements(500).await? {
         made += u64::from(state.db.schedule_drop(placement, now).await?);
     }
+    // Copies a node lost (silent too long, or failing audits) go once it is back.
+    for placement in state.db.stale_placements(online_since, 500).await? {
+        made += u64::from(state.db.schedule_drop(placement, now).await?);
+    }
+    for due in state.db.due_audits(now, 500).await? {
+        made += u64::from(open_audit(state, &due, now).await?);
+    }
     if made > 0 {
         tracing::info!(tasks = made, "tasks made for nodes");
         state.network_wake.notify_waiters();
     }
     Ok(made)
+}
+
+/// Opens an audit of `due` on a uniformly random leaf of its block index.
+async fn open_audit(state: &Services, due: &DueAudit, now: i64) -> AppResult<bool> {
+    let index = download::index_of(state, &due.cid, due.size.max(0) as u64).await?;
+    let leaves: Vec<String> = index.leaves().map(|l| l.cid.to_string()).collect();
+    let pick = {
+        use rand::Rng;
+        rand::thread_rng().gen_range(0..leaves.len().max(1))
+    };
+    let Some(block) = leaves.get(pick) else { return Ok(false) };
+    let deadline = now.saturating_add(state.settings.audit_deadline_secs.saturating_mul(1000));
+    Ok(state.db.open_audit(due, block, deadline, now).await?)
 }
 
 /// Runs [`place_round`] every `network_tick_secs` (and at once when woken), for ever.
@@ -142,6 +264,10 @@ pub struct Replica {
     pub state: String,
     /// When it was stored (ms since the epoch), if it was.
     pub stored_at: Option<i64>,
+    /// When it was last audited (ms since the epoch), if it was.
+    pub last_audit_at: Option<i64>,
+    /// Whether that audit passed.
+    pub last_audit_ok: Option<bool>,
 }
 
 /// What `/file_status` answers.
@@ -170,8 +296,87 @@ pub async fn file_status(state: &Services, who: &Principal, cid: &str) -> AppRes
         .placements_of(&cid)
         .await?
         .into_iter()
-        .map(|p| Replica { node: p.node_id, state: p.state, stored_at: p.stored_at })
+        .map(|p| Replica {
+            node: p.node_id,
+            state: p.state,
+            stored_at: p.stored_at,
+            last_audit_at: p.last_audit_at,
+            last_audit_ok: p.last_audit_ok,
+        })
         .collect();
     let stored = replicas.iter().filter(|r| r.state == "stored").count() as i64;
     Ok(FileStatus { cid, wanted: state.settings.replicas, stored, local_copy: true, replicas })
+}
+
+/// A node owner's figures as `/node_status` and the dashboard show them.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    /// The account's node as `/file_status` names it (opaque); null until it polled for work.
+    pub node: Option<String>,
+    /// Bytes of stored replicas this account's node holds for the network.
+    pub held_bytes: i64,
+    /// Stored replicas it holds.
+    pub placements: i64,
+    /// Audits of the last 30 days: passed, and settled (passed, failed or late).
+    pub audits_passed: i64,
+    pub audits_total: i64,
+    /// passed / total over the last 30 days; null before the first audit.
+    pub audit_score: Option<f64>,
+    /// Coins from passed audits (storage) and from heartbeats (uptime).
+    pub storage_coins: f64,
+    pub uptime_coins: f64,
+    /// The latest storage credits, newest first (at most 50).
+    pub storage_credits: Vec<StorageCredit>,
+    pub network: NetworkStatus,
+}
+
+/// One storage credit: `coins = bytes / 2^30 x ((toMs - fromMs) / 3600000) x rate`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageCredit {
+    pub cid: String,
+    pub bytes: i64,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub rate: f64,
+    pub coins: f64,
+}
+
+/// The whole network, as any account sees it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkStatus {
+    /// Nodes that polled for work within `PEERVAULT_NODE_OFFLINE_SECS`.
+    pub nodes_online: i64,
+    /// What those nodes pledged, MB.
+    pub pledged_mb: f64,
+    /// Bytes of stored replicas on nodes.
+    pub placed_bytes: i64,
+}
+
+const THIRTY_DAYS_MS: i64 = 30 * 86_400_000;
+
+/// The figures of the account's node (zeros for an account that is no node) and of the network.
+pub async fn node_status(state: &Services, user_id: i64) -> AppResult<NodeStatus> {
+    let now = state.clock.now_ms();
+    let figures = state.db.node_figures(user_id).await?;
+    let tally = state.db.audit_tally(user_id, now - THIRTY_DAYS_MS).await?;
+    let credits = state.db.storage_credits(user_id, 50).await?;
+    let network = state.db.network_figures(now - state.settings.node_offline_secs.saturating_mul(1000)).await?;
+    Ok(NodeStatus {
+        node: figures.node_id,
+        held_bytes: figures.held_bytes,
+        placements: figures.placements,
+        audits_passed: tally.passed,
+        audits_total: tally.total,
+        audit_score: (tally.total > 0).then(|| tally.passed as f64 / tally.total as f64),
+        storage_coins: figures.storage_coins,
+        uptime_coins: figures.uptime_coins,
+        storage_credits: credits
+            .into_iter()
+            .map(|c| StorageCredit { cid: c.cid, bytes: c.bytes, from_ms: c.from_ms, to_ms: c.to_ms, rate: c.coin_rate, coins: c.coins })
+            .collect(),
+        network: NetworkStatus { nodes_online: network.nodes_online, pledged_mb: network.pledged_mb, placed_bytes: network.placed_bytes },
+    })
 }

@@ -227,12 +227,12 @@ impl Db {
         })
     }
 
-    /// Per day since `first_day`: (day, coins, credited ms) from the ledger.
+    /// Per day since `first_day`: (day, coins of both kinds, uptime ms credited) from the ledger.
     pub async fn ledger_by_day(&self, user_id: i64, first_day: i64) -> Result<Vec<LedgerDay>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT created_at / 86400000 AS day, CAST(SUM(coins) AS DOUBLE PRECISION) AS coins, \
-                   CAST(SUM(credited_ms) AS BIGINT) AS credited_ms \
+                   CAST(SUM(CASE WHEN kind = 'uptime' THEN credited_ms ELSE 0 END) AS BIGINT) AS credited_ms \
                  FROM coin_ledger WHERE user_id = $1 AND created_at >= $2 GROUP BY created_at / 86400000",
             )
             .bind(user_id)

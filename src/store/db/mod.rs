@@ -137,6 +137,7 @@ macro_rules! space_used_of {
 }
 
 mod accounts;
+mod audits;
 mod devices;
 mod files;
 mod network;
@@ -144,6 +145,7 @@ mod resets;
 mod throttle;
 
 pub use accounts::{AccountRow, Credentials, InsertUser, TokenSubject};
+pub use audits::{storage_coins, AuditRow, AuditRules, AuditTally, DueAudit, NetworkFigures, NodeFigures, Settled, StorageCredit, Verdict};
 pub use devices::{DashboardRow, HeartbeatState, LedgerDay, TrafficDay};
 pub use files::{FileRow, InsertFile, NewFile};
 pub use network::{Finished, PlacementRow, TaskRow};

@@ -12,6 +12,9 @@ pub struct TaskRow {
     pub cid: String,
     pub size: i64,
     pub state: String,
+    /// Audits: the leaf asked for and the deadline (ms since the epoch).
+    pub block: Option<String>,
+    pub deadline: Option<i64>,
 }
 
 /// A placement as `/file_status` shows it.
@@ -21,6 +24,8 @@ pub struct PlacementRow {
     pub state: String,
     pub assigned_at: i64,
     pub stored_at: Option<i64>,
+    pub last_audit_at: Option<i64>,
+    pub last_audit_ok: Option<bool>,
 }
 
 /// What finishing a task did.
@@ -32,8 +37,12 @@ pub enum Finished {
     Already,
     /// It was finished the other way before: the answer changes nothing.
     Conflict,
+    /// A store task said done before the node read the content.
+    NotFetched,
     /// No such task for this node.
     Unknown,
+    /// The task is an audit: it is answered with a proof (or failed).
+    Audit,
 }
 
 /// The states in which a placement counts as a replica.
@@ -60,21 +69,29 @@ impl Db {
     /// The node's open tasks, oldest first.
     pub async fn open_tasks(&self, user_id: i64) -> Result<Vec<TaskRow>, sqlx::Error> {
         with_pool!(self, pool => {
-            sqlx::query_as("SELECT id, node_user, kind, cid, size, state FROM tasks WHERE node_user = $1 AND state = 'open' ORDER BY id")
+            sqlx::query_as(
+                "SELECT t.id, t.node_user, t.kind, t.cid, t.size, t.state, a.block, a.deadline FROM tasks t \
+                 LEFT JOIN audits a ON a.task_id = t.id WHERE t.node_user = $1 AND t.state = 'open' ORDER BY t.id",
+            )
                 .bind(user_id)
                 .fetch_all(pool)
                 .await
         })
     }
 
-    /// Ends the node's task `id`: done (`ok`) or failed. A store task that
-    /// is done makes its placement stored; one that failed makes it lost.
-    pub async fn finish_task(&self, user_id: i64, id: i64, ok: bool, now: i64) -> Result<Finished, sqlx::Error> {
+    /// Ends the node's store or drop task `id`: done (`ok`) or failed. A
+    /// store task that is done makes its placement stored (paid from `now`,
+    /// first audited at `first_audit_at`); one that failed makes it lost.
+    pub async fn finish_task(&self, user_id: i64, id: i64, ok: bool, now: i64, first_audit_at: i64) -> Result<Finished, sqlx::Error> {
         let state = if ok { "done" } else { "failed" };
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            // One claiming write first (SQLite: no read-to-write upgrade to
+            // fail on); a store is done only once its content was fetched.
             let ended = sqlx::query(
-                "UPDATE tasks SET state = $1 WHERE id = $2 AND node_user = $3 AND state = 'open' RETURNING kind, placement_id",
+                "UPDATE tasks SET state = $1 WHERE id = $2 AND node_user = $3 AND state = 'open' AND kind <> 'audit' \
+                 AND NOT ($1 = 'done' AND kind = 'store' AND placement_id IN (SELECT id FROM placements WHERE fetched_at IS NULL)) \
+                 RETURNING kind, placement_id",
             )
             .bind(state)
             .bind(id)
@@ -82,16 +99,18 @@ impl Db {
             .fetch_optional(&mut *tx)
             .await?;
             let Some(ended) = ended else {
-                let was: Option<String> = sqlx::query("SELECT state FROM tasks WHERE id = $1 AND node_user = $2")
+                let was: Option<(String, String)> = sqlx::query("SELECT state, kind FROM tasks WHERE id = $1 AND node_user = $2")
                     .bind(id)
                     .bind(user_id)
                     .fetch_optional(&mut *tx)
                     .await?
-                    .map(|r| r.get(0));
+                    .map(|r| (r.get(0), r.get(1)));
                 tx.rollback().await?;
                 return Ok(match was {
                     None => Finished::Unknown,
-                    Some(s) if s == state => Finished::Already,
+                    Some((_, kind)) if kind == "audit" => Finished::Audit,
+                    Some((s, kind)) if s == "open" && kind == "store" && ok => Finished::NotFetched,
+                    Some((s, _)) if s == state => Finished::Already,
                     Some(_) => Finished::Conflict,
                 });
             };
@@ -106,11 +125,15 @@ impl Db {
             }
             if let (Some(placement), "store") = (placement, kind.as_str()) {
                 if ok {
-                    sqlx::query("UPDATE placements SET state = 'stored', stored_at = $2 WHERE id = $1 AND state = 'assigned'")
-                        .bind(placement)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE placements SET state = 'stored', stored_at = $2, paid_from = $2, next_audit_at = $3 \
+                         WHERE id = $1 AND state = 'assigned'",
+                    )
+                    .bind(placement)
+                    .bind(now)
+                    .bind(first_audit_at)
+                    .execute(&mut *tx)
+                    .await?;
                 } else {
                     sqlx::query("UPDATE placements SET state = 'lost' WHERE id = $1 AND state = 'assigned'")
                         .bind(placement)
@@ -123,12 +146,18 @@ impl Db {
         })
     }
 
-    /// Whether the node holds (or is to hold) a replica of `cid`.
-    pub async fn holds(&self, user_id: i64, cid: &str) -> Result<bool, sqlx::Error> {
-        let sql = format!("SELECT EXISTS (SELECT 1 FROM placements WHERE node_user = $1 AND cid = $2 AND state IN {LIVE})");
+    /// The node's live placement of `cid` (it holds, or is to hold, a replica).
+    pub async fn placement_on(&self, user_id: i64, cid: &str) -> Result<Option<i64>, sqlx::Error> {
+        let sql = format!("SELECT id FROM placements WHERE node_user = $1 AND cid = $2 AND state IN {LIVE}");
         with_pool!(self, pool => {
-            let row = sqlx::query(&sql).bind(user_id).bind(cid).fetch_one(pool).await?;
-            Ok(row.get::<bool, _>(0))
+            Ok(sqlx::query(&sql).bind(user_id).bind(cid).fetch_optional(pool).await?.map(|r| r.get(0)))
+        })
+    }
+
+    /// The node read the whole content of its placement `id` at `now`.
+    pub async fn mark_fetched(&self, id: i64, now: i64) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE placements SET fetched_at = $2 WHERE id = $1").bind(id).bind(now).execute(pool).await.map(|_| ())
         })
     }
 
@@ -158,7 +187,7 @@ impl Db {
              FROM nodes n JOIN users u ON u.id = n.user_id \
              WHERE n.last_poll_at >= $1 AND u.storage_rented_mb > 0 \
                AND NOT EXISTS (SELECT 1 FROM placements p WHERE p.cid = $2 AND p.node_user = n.user_id \
-                 AND p.state IN ('assigned', 'stored', 'dropping')) \
+                 AND (p.state IN ('assigned', 'stored', 'dropping') OR (p.state = 'lost' AND p.stored_at IS NOT NULL))) \
              ORDER BY room DESC, n.user_id"
         );
         with_pool!(self, pool => {
@@ -227,21 +256,24 @@ impl Db {
         })
     }
 
-    /// Gives the node of a live placement a drop task for it (once: the
-    /// placement becomes `dropping`). Returns whether a task was made.
+    /// Gives the node of a live or lost placement a drop task for it (once:
+    /// the placement becomes `dropping`). Returns whether a task was made.
     pub async fn schedule_drop(&self, placement: i64, now: i64) -> Result<bool, sqlx::Error> {
-        let sql = format!(
-            "UPDATE placements SET state = 'dropping' WHERE id = $1 AND state IN {LIVE} RETURNING node_user, cid, size"
-        );
+        let sql = "UPDATE placements SET state = 'dropping', next_audit_at = NULL \
+                   WHERE id = $1 AND state IN ('assigned', 'stored', 'lost') RETURNING node_user, cid, size";
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let Some(row) = sqlx::query(&sql).bind(placement).fetch_optional(&mut *tx).await? else {
+            let Some(row) = sqlx::query(sql).bind(placement).fetch_optional(&mut *tx).await? else {
                 tx.rollback().await?;
                 return Ok(false);
             };
             let (node, cid, size): (i64, String, i64) = (row.get(0), row.get(1), row.get(2));
             // An unanswered store task for it is moot now.
             sqlx::query("UPDATE tasks SET state = 'cancelled' WHERE placement_id = $1 AND state = 'open'")
+                .bind(placement)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE audits SET outcome = 'cancelled' WHERE placement_id = $1 AND outcome = 'open'")
                 .bind(placement)
                 .execute(&mut *tx)
                 .await?;
@@ -264,7 +296,7 @@ impl Db {
     pub async fn placements_of(&self, cid: &str) -> Result<Vec<PlacementRow>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT n.node_id, p.state, p.assigned_at, p.stored_at FROM placements p JOIN nodes n ON n.user_id = p.node_user \
+                "SELECT n.node_id, p.state, p.assigned_at, p.stored_at, p.last_audit_at, p.last_audit_ok FROM placements p JOIN nodes n ON n.user_id = p.node_user \
                  WHERE p.cid = $1 AND p.state IN ('assigned', 'stored', 'lost') ORDER BY p.id",
             )
             .bind(cid)
