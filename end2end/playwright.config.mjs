@@ -46,6 +46,8 @@ export default defineConfig({
       PEERVAULT_MAX_FILE_BYTES: String(8 * 1024 * 1024),
       // every spec registers its users from 127.0.0.1
       PEERVAULT_REGISTER_MAX_PER_IP: '1000000',
+      // network.spec runs storage nodes: place on them within a second
+      PEERVAULT_NETWORK_TICK_SECS: '1',
     },
   },
 });

@@ -5,7 +5,8 @@
 use super::extract::{Auth, JsonObject, Numeric};
 use super::{ApiResult, Message};
 use crate::error::AppError;
-use crate::service::network::{self, FileStatus, NodeStatus, Task};
+use crate::model::NodeStatus;
+use crate::service::network::{self, FileStatus, Task};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};

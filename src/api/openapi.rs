@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
         reset::StatusMessage, reset::StatusCapitalMessage, reset::SendResetRequest, reset::VerifyOtpRequest,
         node::WorkRequest, node::WorkResponse, node::TaskAnswer,
         crate::service::network::Task, crate::service::network::FileStatus, crate::service::network::Replica,
-        crate::service::network::NodeStatus, crate::service::network::StorageCredit, crate::service::network::NetworkStatus)),
+        crate::model::NodeStatus, crate::model::StorageCredit, crate::model::NetworkStatus)),
     modifiers(&TokenAuth),
 )]
 pub struct ApiDoc;

@@ -1,7 +1,7 @@
 use crate::components::chart::{BarChart, Series, UsageBar};
 use crate::components::copy_button::CopyButton;
 use crate::error::AppError;
-use crate::model::{coins_text, duration_text, human_bytes, human_megabytes, utc_date, utc_minute, Dashboard, History, ONLINE_WINDOW_MS};
+use crate::model::{coins_text, duration_text, human_bytes, human_megabytes, utc_date, utc_minute, Dashboard, History, NodeStatus, ONLINE_WINDOW_MS};
 use leptos::prelude::*;
 use crate::components::session::{load_failed, ToLogin};
 
@@ -21,19 +21,28 @@ pub async fn get_history() -> Result<Option<History>, AppError> {
     crate::service::accounts::history(&*ssr::state()?, &who, 30).await.map(Some)
 }
 
+/// The signed-in user's storage node and the network; `None` when nobody is signed in.
+#[server(endpoint = "get_node_status")]
+pub async fn get_node_status() -> Result<Option<NodeStatus>, AppError> {
+    use super::ssr;
+    let Some(who) = ssr::session().await? else { return Ok(None) };
+    crate::service::network::node_status(&*ssr::state()?, who.user_id).await.map(Some)
+}
+
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     let data = Resource::new(|| (), |_| get_dashboard());
     let history = Resource::new(|| (), |_| get_history());
+    let node = Resource::new(|| (), |_| get_node_status());
     view! {
         <section>
             <h1>"Dashboard"</h1>
             <Suspense fallback=|| view! { <p class="loading">"Loading your figures…"</p> }>
                 <ErrorBoundary fallback=load_failed("The dashboard")>
                     {move || Suspend::new(async move {
-                        let (found, past) = (data.await?, history.await?);
-                        Ok::<_, AppError>(match (found, past) {
-                            (Some(d), Some(h)) => view! { <Figures d=d.clone()/> <Charts d h/> }.into_any(),
+                        let (found, past, held) = (data.await?, history.await?, node.await?);
+                        Ok::<_, AppError>(match (found, past, held) {
+                            (Some(d), Some(h), Some(n)) => view! { <Figures d=d.clone()/> <Network n/> <Charts d h/> }.into_any(),
                             _ => view! { <ToLogin/> }.into_any(),
                         })
                     })}
@@ -43,16 +52,64 @@ pub fn DashboardPage() -> impl IntoView {
     }
 }
 
+/// A label and a value of the figures grid.
+fn figure(label: &'static str, value: String, id: &'static str) -> impl IntoView {
+    view! {
+        <div class="figure" data-figure=id>
+            <dt>{label}</dt>
+            <dd>{value}</dd>
+        </div>
+    }
+}
+
+/// `100% (12 of 12)`, or that there was none.
+fn audit_score_text(n: &NodeStatus) -> String {
+    match n.audit_score {
+        Some(score) => format!("{:.0}% ({} of {})", score * 100.0, n.audits_passed, n.audits_total),
+        None => "No audits yet".into(),
+    }
+}
+
+/// What the account's storage node holds and earned, and the network's figures.
+#[component]
+fn Network(n: NodeStatus) -> impl IntoView {
+    let node = if n.node.is_some() {
+        view! {
+            <dl class="figures">
+                {figure("Held for the network", human_bytes(n.held_bytes), "held_bytes")}
+                {figure("Copies held", n.placements.to_string(), "placements")}
+                {figure("Audit score (30 days)", audit_score_text(&n), "audit_score")}
+                {figure("Storage coins", coins_text(n.storage_coins), "storage_coins")}
+                {figure("Uptime coins", coins_text(n.uptime_coins), "uptime_coins")}
+            </dl>
+        }
+        .into_any()
+    } else {
+        view! {
+            <p class="hint" data-figure="no_node">
+                "None of your devices holds data for the network yet. Run a storage node "
+                "(peervault node, see docs/NETWORK.md) to hold copies and earn storage coins "
+                "for every audit it passes."
+            </p>
+        }
+        .into_any()
+    };
+    view! {
+        <section class="network">
+            <h2>"Your storage node"</h2>
+            {node}
+            <h2>"Network"</h2>
+            <dl class="figures">
+                {figure("Nodes online", n.network.nodes_online.to_string(), "nodes_online")}
+                {figure("Pledged by them", human_megabytes(n.network.pledged_mb), "network_pledge")}
+                {figure("Stored on nodes", human_bytes(n.network.placed_bytes), "network_placed")}
+            </dl>
+        </section>
+    }
+}
+
 #[component]
 fn Figures(d: Dashboard) -> impl IntoView {
-    let figure = |label: &'static str, value: String, id: &'static str| {
-        view! {
-            <div class="figure" data-figure=id>
-                <dt>{label}</dt>
-                <dd>{value}</dd>
-            </div>
-        }
-    };
     let peer_id = d.peer_id.clone();
     view! {
         <dl class="figures">

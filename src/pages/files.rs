@@ -4,7 +4,7 @@
 use crate::components::copy_button::CopyButton;
 use crate::components::form_error::FormError;
 use crate::error::AppError;
-use crate::model::{human_bytes, utc_minute, FileView, UploadedView};
+use crate::model::{human_bytes, replicas_text, utc_minute, FileView, UploadedView};
 use leptos::prelude::*;
 use leptos::server_fn::codec::{MultipartData, MultipartFormData};
 use crate::components::session::{load_failed, ToLogin};
@@ -14,8 +14,10 @@ use crate::components::session::{load_failed, ToLogin};
 pub async fn list_my_files() -> Result<Option<Vec<FileView>>, AppError> {
     use super::ssr;
     let Some(who) = ssr::session().await? else { return Ok(None) };
-    let rows = crate::service::files::list(&*ssr::state()?, &who).await?;
-    Ok(Some(rows.into_iter().map(FileView::from).collect()))
+    let state = ssr::state()?;
+    let rows = crate::service::files::list(&state, &who).await?;
+    let wanted = state.settings.replicas;
+    Ok(Some(rows.into_iter().map(FileView::from).map(|f| FileView { wanted, ..f }).collect()))
 }
 
 /// Uploads from the page: the same multipart reading and service as `POST /upload_file`.
@@ -103,11 +105,12 @@ fn FileTable(
         <div class="table-wrap">
             <table class="files">
                 <thead>
-                    <tr><th>"Name"</th><th>"Size"</th><th>"Type"</th><th>"Uploaded"</th><th>"CID"</th><th><span class="sr-only">"Actions"</span></th></tr>
+                    <tr><th>"Name"</th><th>"Size"</th><th>"Type"</th><th>"Uploaded"</th><th>"Copies"</th><th>"CID"</th><th><span class="sr-only">"Actions"</span></th></tr>
                 </thead>
                 <tbody>
                     {list.into_iter().map(|f| {
-                        let FileView { name, cid, mime, size, uploaded_at, .. } = f;
+                        let FileView { name, cid, mime, size, uploaded_at, replicas, wanted, .. } = f;
+                        let short = replicas < wanted;
                         let label = format!("Copy CID of {name}");
                         let (row_cid, title, shown, copy, download_cid, delete_cid) =
                             (cid.clone(), cid.clone(), cid.clone(), cid.clone(), cid.clone(), cid);
@@ -117,6 +120,11 @@ fn FileTable(
                                 <td class="nowrap" data-label="Size">{human_bytes(size)}</td>
                                 <td data-label="Type">{mime}</td>
                                 <td data-label="Uploaded">{utc_minute(uploaded_at)}</td>
+                                <td class="nowrap replicas" class:short=short data-label="Copies"
+                                    title="Copies held by the network's storage nodes; the server keeps its own copy as well">
+                                    {replicas_text(replicas, wanted)}
+                                    {short.then(|| view! { <span class="warn-badge">" fewer than wanted"</span> })}
+                                </td>
                                 <td data-label="CID">
                                     <div class="cid"><code title=title>{shown}</code><CopyButton text=copy label/></div>
                                 </td>

@@ -263,8 +263,8 @@ async fn remove_object(state: &Services, cid: &str) -> AppResult<()> {
 /// service, so the store knows nothing of the models).
 impl From<FileRow> for crate::model::FileView {
     fn from(r: FileRow) -> Self {
-        let FileRow { id, name, cid, car_cid, mime, size, uploaded_at } = r;
-        Self { id, name, cid, car_cid, mime, size, uploaded_at }
+        let FileRow { id, name, cid, car_cid, mime, size, uploaded_at, replicas } = r;
+        Self { id, name, cid, car_cid, mime, size, uploaded_at, replicas, wanted: 0 }
     }
 }
 

@@ -12,6 +12,7 @@ use super::files::parse_cid;
 use super::{Principal, Services};
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::service::tokens::TokenKind;
+use crate::model::{NetworkStatus, NodeStatus, StorageCredit};
 use crate::store::db::{AuditRules, DueAudit, Finished, Settled, TaskRow, Verdict};
 use futures::StreamExt;
 use std::time::Duration;
@@ -306,53 +307,6 @@ pub async fn file_status(state: &Services, who: &Principal, cid: &str) -> AppRes
         .collect();
     let stored = replicas.iter().filter(|r| r.state == "stored").count() as i64;
     Ok(FileStatus { cid, wanted: state.settings.replicas, stored, local_copy: true, replicas })
-}
-
-/// A node owner's figures as `/node_status` and the dashboard show them.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeStatus {
-    /// The account's node as `/file_status` names it (opaque); null until it polled for work.
-    pub node: Option<String>,
-    /// Bytes of stored replicas this account's node holds for the network.
-    pub held_bytes: i64,
-    /// Stored replicas it holds.
-    pub placements: i64,
-    /// Audits of the last 30 days: passed, and settled (passed, failed or late).
-    pub audits_passed: i64,
-    pub audits_total: i64,
-    /// passed / total over the last 30 days; null before the first audit.
-    pub audit_score: Option<f64>,
-    /// Coins from passed audits (storage) and from heartbeats (uptime).
-    pub storage_coins: f64,
-    pub uptime_coins: f64,
-    /// The latest storage credits, newest first (at most 50).
-    pub storage_credits: Vec<StorageCredit>,
-    pub network: NetworkStatus,
-}
-
-/// One storage credit: `coins = bytes / 2^30 x ((toMs - fromMs) / 3600000) x rate`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StorageCredit {
-    pub cid: String,
-    pub bytes: i64,
-    pub from_ms: i64,
-    pub to_ms: i64,
-    pub rate: f64,
-    pub coins: f64,
-}
-
-/// The whole network, as any account sees it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NetworkStatus {
-    /// Nodes that polled for work within `PEERVAULT_NODE_OFFLINE_SECS`.
-    pub nodes_online: i64,
-    /// What those nodes pledged, MB.
-    pub pledged_mb: f64,
-    /// Bytes of stored replicas on nodes.
-    pub placed_bytes: i64,
 }
 
 const THIRTY_DAYS_MS: i64 = 30 * 86_400_000;

@@ -14,6 +14,8 @@ pub struct FileRow {
     pub mime: String,
     pub size: i64,
     pub uploaded_at: i64,
+    /// Replicas of its content stored on nodes.
+    pub replicas: i64,
 }
 
 /// What a new file row needs.
@@ -122,7 +124,8 @@ impl Db {
     pub async fn list_files(&self, user_id: i64) -> Result<Vec<FileRow>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at \
+                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at, \
+                   (SELECT COUNT(*) FROM placements p WHERE p.cid = f.cid AND p.state = 'stored') AS replicas \
                  FROM files f JOIN blobs b ON b.cid = f.cid \
                  WHERE f.user_id = $1 ORDER BY f.uploaded_at DESC, f.id DESC",
             )
@@ -136,7 +139,8 @@ impl Db {
     pub async fn file_by_cid(&self, user_id: i64, cid: &str) -> Result<Option<FileRow>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at \
+                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at, \
+                   (SELECT COUNT(*) FROM placements p WHERE p.cid = f.cid AND p.state = 'stored') AS replicas \
                  FROM files f JOIN blobs b ON b.cid = f.cid \
                  WHERE f.user_id = $1 AND f.cid = $2 ORDER BY f.uploaded_at DESC, f.id DESC LIMIT 1",
             )
