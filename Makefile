@@ -114,12 +114,13 @@ test-unit:
 	@mkdir -p $(LOGS)
 	cargo test --lib $(SERVER_FLAGS) 2>&1 | tee $(LOGS)/unit.log
 
-# A node:test suite: its TAP log kept in $(LOGS)/NAME.log, failures shown.
+# A node:test suite: its TAP log kept in $(LOGS)/NAME.log, failures shown; a
+# failed or cancelled test (a hook that failed cancels its tests) fails it.
 # An optional third argument wraps the run (e.g. in a throwaway PostgreSQL).
 define node_suite
 	@mkdir -p $(LOGS)
 	$(3) node --test --test-concurrency=1 --test-reporter=tap $(1) 2>&1 | tee $(LOGS)/$(2).log | grep -E '^not ok|^# (tests|pass|fail)' || true
-	@! grep -q '^# fail [1-9]' $(LOGS)/$(2).log && grep -q '^# pass [1-9]' $(LOGS)/$(2).log || { grep -A25 'not ok' $(LOGS)/$(2).log | head -200; exit 1; }
+	@! grep -qE '^# (fail|cancelled) [1-9]' $(LOGS)/$(2).log && grep -q '^# pass [1-9]' $(LOGS)/$(2).log || { grep -A25 'not ok' $(LOGS)/$(2).log | head -200; exit 1; }
 endef
 
 test-content:

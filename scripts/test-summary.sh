@@ -7,6 +7,7 @@ cat "$logs"/unit.log "$logs"/content.log "$logs"/api.log "$logs"/fuzz.log "$logs
   /^test result: / { p += $4; f += $6 }          # cargo test: "test result: ok. 17 passed; 0 failed; ..."
   /^# pass [0-9]+$/ { p += $3 }                  # node --test (TAP)
   /^# fail [0-9]+$/ { f += $3 }
+  /^# cancelled [0-9]+$/ { f += $3 }              # node --test: a failed hook cancels its tests
   /^fuzz: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }   # scripts/fuzz-api.sh
   /^ +[0-9]+ passed/ { pw = $1 }                 # playwright list reporter summary
   /^ +[0-9]+ failed/ { fw = $1 }

@@ -103,6 +103,13 @@ pub struct Settings {
     pub audit_max_failures: i64,
     /// Coins per GB-hour (2^30 bytes) of storage a passed audit pays for.
     pub storage_coin_rate: f64,
+    /// Keep the coordinator's own copy of every object. When false, the copy
+    /// goes once the object has all its replicas stored and audited, and
+    /// downloads are served from nodes.
+    pub keep_local_copy: bool,
+    /// Seconds a download waits for a node to start delivering an object
+    /// (and the longest pause inside a delivery) before asking the next one.
+    pub retrieve_wait_secs: u64,
 }
 
 impl Default for Settings {
@@ -150,6 +157,8 @@ impl Default for Settings {
             audit_deadline_secs: 300,
             audit_max_failures: 3,
             storage_coin_rate: 0.02,
+            keep_local_copy: true,
+            retrieve_wait_secs: 10,
         }
     }
 }
@@ -242,6 +251,7 @@ impl Settings {
             ("audit_deadline_secs", self.audit_deadline_secs > 0),
             ("audit_max_failures", self.audit_max_failures > 0),
             ("storage_coin_rate", self.storage_coin_rate.is_finite() && self.storage_coin_rate >= 0.0),
+            ("retrieve_wait_secs", self.retrieve_wait_secs > 0),
         ];
         match positive.iter().find(|(_, ok)| !ok) {
             Some((name, _)) => Err(format!("setting {name} is out of range")),

@@ -212,6 +212,8 @@ async fn serve() -> Result<(), String> {
         clock,
         listen_addr,
         network_wake: Default::default(),
+        deliveries: Default::default(),
+        instance: peervault::util::random_hex(8).into(),
     };
     let state = AppState::new(Inner { leptos_options: leptos_options.clone(), services });
     tokio::spawn(peervault::service::network::run_loop(state.clone()));

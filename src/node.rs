@@ -198,6 +198,9 @@ async fn handle(node: &Coordinator, task: &Value) {
     if kind == "audit" {
         return audit(node, id, cid, task["block"].as_str().unwrap_or_default()).await;
     }
+    if kind == "retrieve" {
+        return deliver(node, id, cid).await;
+    }
     let outcome = match kind {
         "store" => store(node, cid).await,
         "drop" => drop_object(&node.args.data_dir, cid),
@@ -238,11 +241,7 @@ async fn audit(node: &Coordinator, id: &str, cid: &str, block: &str) {
     };
     let bytes = match found {
         Ok(bytes) => bytes,
-        Err(reason) => {
-            tracing::warn!(task = id, kind = "audit", cid, %reason, "task failed");
-            let _ = node.call("/node/failed", &json!({"id": id, "reason": reason}), true).await;
-            return;
-        }
+        Err(reason) => return fail(node, id, "audit", cid, reason).await,
     };
     let sent = node
         .http
@@ -257,6 +256,38 @@ async fn audit(node: &Coordinator, id: &str, cid: &str, block: &str) {
         Ok(res) => tracing::warn!(task = id, kind = "audit", cid, status = %res.status(), "proof refused"),
         Err(e) => tracing::warn!(task = id, kind = "audit", cid, error = %e, "proof not delivered"),
     }
+}
+
+/// Answers a retrieve task: streams the kept CAR of `cid` to
+/// `/node/deliver/{id}` (the coordinator checks every block).
+async fn deliver(node: &Coordinator, id: &str, cid: &str) {
+    let path = match crate::content::parse_cid(cid) {
+        Ok(root) => object_path(&node.args.data_dir, &root.to_string()),
+        Err(e) => return fail(node, id, "retrieve", cid, format!("bad CID: {e}")).await,
+    };
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => return fail(node, id, "retrieve", cid, format!("retrieve: {e}")).await,
+    };
+    let sent = node
+        .http
+        .post(format!("{}/node/deliver/{id}", node.base))
+        .header("authorization", node.token())
+        .header("content-type", "application/vnd.ipld.car")
+        .body(reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file)))
+        .send()
+        .await;
+    match sent {
+        Ok(res) if res.status().is_success() => tracing::info!(task = id, kind = "retrieve", cid, "task done"),
+        Ok(res) => tracing::warn!(task = id, kind = "retrieve", cid, status = %res.status(), "delivery refused"),
+        Err(e) => tracing::warn!(task = id, kind = "retrieve", cid, error = %e, "delivery cut"),
+    }
+}
+
+/// Reports a task the node cannot do.
+async fn fail(node: &Coordinator, id: &str, kind: &str, cid: &str, reason: String) {
+    tracing::warn!(task = id, kind, cid, %reason, "task failed");
+    let _ = node.call("/node/failed", &json!({"id": id, "reason": reason}), true).await;
 }
 
 /// The bytes of `block` in the kept CAR of `cid`, every block read checked.

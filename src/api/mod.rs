@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/node/failed", post(node::failed))
         .route("/node/content/{cid}", get(node::content))
         .route("/node/proof/{id}", post(node::proof))
+        .route("/node/deliver/{id}", post(node::deliver).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/node_status", post(node::node_status))
         .route("/send_reset_email", post(reset::send_reset_email))
         .route("/verify_otp", post(reset::verify_otp))

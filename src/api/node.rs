@@ -149,6 +149,28 @@ pub async fn proof(State(state): State<AppState>, Auth(who): Auth, Path(id): Pat
     Ok(Json(Message { message: "Proof accepted".into() }))
 }
 
+#[utoipa::path(post, path = "/node/deliver/{id}", tag = "network", security(("token" = [])),
+    params(("id" = String, Path, description = "The retrieve task's id, as `/node/work` gave it")),
+    request_body(content = Vec<u8>, content_type = "application/vnd.ipld.car", description = "The object's CAR, streamed"),
+    responses(
+        (status = 200, description = "Read and checked as far as the download waiting for it needed", body = Message,
+            example = json!({"message": "Delivered"})),
+        (status = 401, description = "Token missing or invalid", body = Message),
+        (status = 403, description = "A user token", body = Message),
+        (status = 404, description = "No such task for this node", body = Message, example = json!({"message": "Task not found"})),
+        (status = 409, description = "Not a retrieve task, already answered, or no download waits for it any more", body = Message,
+            example = json!({"message": "Nobody is waiting for this delivery any more"})),
+        (status = 422, description = "A block did not match the object (the download went on from another node)", body = Message,
+            example = json!({"message": "Delivery does not match the object"})),
+    ))]
+pub async fn deliver(State(state): State<AppState>, Auth(who): Auth, Path(id): Path<String>, body: Body) -> ApiResult<Json<Message>> {
+    if crate::service::retrieve::deliver(&state, &who, &id, body.into_data_stream()).await? {
+        Ok(Json(Message { message: "Delivered".into() }))
+    } else {
+        Err(AppError::new(422, "Delivery does not match the object").into())
+    }
+}
+
 #[utoipa::path(post, path = "/node_status", tag = "network", security(("token" = [])),
     responses(
         (status = 200, description = "What the account's node holds, its audit score and coins by kind, and the network's figures", body = NodeStatus),

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
     paths(healthz, register, login, android_auth, dashboard, onboarding, active_time, rateinout,
         files::upload_file, files::get_file_list, files::download_file, files::delete_file, gateway::ipfs,
         reset::send_reset_email, reset::verify_otp,
-        node::file_status, node::work, node::done, node::failed, node::content, node::proof, node::node_status),
+        node::file_status, node::work, node::done, node::failed, node::content, node::proof, node::deliver, node::node_status),
     components(schemas(Message, TokenResponse, Health, RegisterRequest, LoginRequest, AndroidAuthRequest,
         DashboardResponse, OnboardingRequest, ActiveTimeRequest, RateInOutRequest,
         files::UploadResponse, files::Web3, files::UploadForm, files::FileEntry, files::CidRequest, files::UrlResponse,

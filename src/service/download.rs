@@ -99,14 +99,25 @@ pub async fn open_object(
         },
     };
     let reader = if to > from {
-        let blobs = state.blobs.clone();
-        let key = cid.to_owned();
-        Some(
-            tokio::task::spawn_blocking(move || blobs.open_range(&key, from, to - from)?.ok_or_else(missing_object))
+        // The local copy if the coordinator keeps one, else (or if it is
+        // gone meanwhile) the nodes holding replicas.
+        let local = if state.db.has_local_copy(cid).await?.unwrap_or(true) {
+            let blobs = state.blobs.clone();
+            let key = cid.to_owned();
+            tokio::task::spawn_blocking(move || blobs.open_range(&key, from, to - from))
                 .await
                 .map_err(AppError::internal)?
-                .map_err(AppError::storage)?,
-        )
+                .map_err(AppError::storage)?
+        } else {
+            None
+        };
+        match local {
+            Some(reader) => Some(reader),
+            None if state.settings.keep_local_copy && state.db.has_local_copy(cid).await?.unwrap_or(true) => {
+                return Err(AppError::storage(missing_object()));
+            }
+            None => Some(Box::new(super::retrieve::open(state, cid, index.clone(), from, to).await?) as Box<dyn Read + Send>),
+        }
     } else {
         None
     };

@@ -12,6 +12,7 @@ pub mod files;
 pub mod network;
 pub mod passwords;
 pub mod reset;
+pub mod retrieve;
 pub mod throttle;
 pub mod tokens;
 pub mod uptime;
@@ -36,7 +37,11 @@ pub struct Services {
     /// no public URL is set).
     pub listen_addr: std::net::SocketAddr,
     /// Woken when tasks were made (or should be), so nodes' polls answer at once.
-    pub network_wake: tokio::sync::Notify,
+    pub network_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Downloads waiting for a node's delivery.
+    pub deliveries: std::sync::Arc<retrieve::Deliveries>,
+    /// This process among the coordinators sharing a database (random per start).
+    pub instance: std::sync::Arc<str>,
 }
 
 /// The authenticated caller of a request.

@@ -24,7 +24,8 @@ pub struct Task {
     pub id: String,
     /// `store` (fetch `/node/content/{cid}`, verify, keep, then `/node/done`),
     /// `audit` (send the raw bytes of `block` to `/node/proof/{id}` before
-    /// `deadline`) or `drop` (delete the object, then `/node/done`).
+    /// `deadline`), `retrieve` (stream the object's CAR to
+    /// `/node/deliver/{id}`) or `drop` (delete the object, then `/node/done`).
     pub kind: String,
     pub cid: String,
     /// The object's size in bytes.
@@ -44,7 +45,7 @@ impl From<TaskRow> for Task {
 }
 
 /// The node protocol takes device tokens only: a node is a device.
-fn require_node(who: &Principal) -> AppResult<()> {
+pub(super) fn require_node(who: &Principal) -> AppResult<()> {
     match who.kind {
         TokenKind::Device => Ok(()),
         TokenKind::User => Err(AppError::forbidden("Node calls need a device token (from /android_auth)")),
@@ -65,7 +66,7 @@ pub async fn work(state: &Services, who: &Principal, wait_secs: f64, free_bytes:
     loop {
         // Registered before the look, so a task made meanwhile wakes this poll.
         let woken = state.network_wake.notified();
-        state.db.node_polled(who.user_id, &crate::util::random_hex(8), free_bytes, state.clock.now_ms()).await?;
+        state.db.node_polled(who.user_id, &crate::util::random_hex(8), free_bytes, state.clock.now_ms(), &state.instance).await?;
         let tasks = state.db.open_tasks(who.user_id).await?;
         if !tasks.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(tasks.into_iter().map(Task::from).collect());
@@ -75,7 +76,7 @@ pub async fn work(state: &Services, who: &Principal, wait_secs: f64, free_bytes:
     }
 }
 
-fn task_id(text: &str) -> AppResult<i64> {
+pub(super) fn task_id(text: &str) -> AppResult<i64> {
     text.trim().parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| AppError::not_found("Task not found"))
 }
 
@@ -93,6 +94,8 @@ pub async fn finish(state: &Services, who: &Principal, id: &str, ok: bool) -> Ap
             if !ok {
                 // A failed store leaves the object short of a replica: place it again soon.
                 state.network_wake.notify_waiters();
+                // A failed retrieve: the download waiting for it asks the next node now.
+                drop(state.deliveries.take(task));
             }
             Ok(())
         }
@@ -224,11 +227,31 @@ pub async fn place_round(state: &Services) -> AppResult<u64> {
     for due in state.db.due_audits(now, 500).await? {
         made += u64::from(open_audit(state, &due, now).await?);
     }
+    if !state.settings.keep_local_copy {
+        for cid in state.db.releasable_copies(state.settings.replicas, 100).await? {
+            release_local_copy(state, &cid).await?;
+        }
+    }
     if made > 0 {
         tracing::info!(tasks = made, "tasks made for nodes");
         state.network_wake.notify_waiters();
     }
     Ok(made)
+}
+
+/// Removes the coordinator's own copy of `cid` (its replicas are stored
+/// and audited): the block index stays, downloads come from nodes. Under
+/// the CID's lock, so no upload or delete of the same content interleaves.
+async fn release_local_copy(state: &Services, cid: &str) -> AppResult<()> {
+    let _guard = state.cid_locks.lock(&state.db, cid).await?;
+    let Some(size) = state.db.blob_size(cid).await? else { return Ok(()) };
+    download::index_of(state, cid, size.max(0) as u64).await?;
+    if state.db.drop_local_copy(cid).await? {
+        let (blobs, key) = (state.blobs.clone(), cid.to_owned());
+        tokio::task::spawn_blocking(move || blobs.remove(&key)).await.map_err(AppError::internal)?.map_err(AppError::storage)?;
+        tracing::info!(%cid, "local copy removed: served from the network");
+    }
+    Ok(())
 }
 
 /// Opens an audit of `due` on a uniformly random leaf of its block index.
@@ -306,7 +329,8 @@ pub async fn file_status(state: &Services, who: &Principal, cid: &str) -> AppRes
         })
         .collect();
     let stored = replicas.iter().filter(|r| r.state == "stored").count() as i64;
-    Ok(FileStatus { cid, wanted: state.settings.replicas, stored, local_copy: true, replicas })
+    let local_copy = state.db.has_local_copy(&cid).await?.unwrap_or(false);
+    Ok(FileStatus { cid, wanted: state.settings.replicas, stored, local_copy, replicas })
 }
 
 const THIRTY_DAYS_MS: i64 = 30 * 86_400_000;

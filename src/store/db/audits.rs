@@ -303,14 +303,7 @@ impl Db {
             .map(|r| r.get(0))
             .collect();
             for placement in &lost {
-                sqlx::query("UPDATE tasks SET state = 'cancelled' WHERE placement_id = $1 AND state = 'open'")
-                    .bind(placement)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("UPDATE audits SET outcome = 'cancelled' WHERE placement_id = $1 AND outcome = 'open'")
-                    .bind(placement)
-                    .execute(&mut *tx)
-                    .await?;
+                cancel_open_work!(tx, placement);
             }
             tx.commit().await?;
             Ok(lost.len() as u64)

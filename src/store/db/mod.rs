@@ -124,6 +124,20 @@ impl Backend {
     }
 }
 
+/// Inside transaction `$tx`: cancels the open tasks and audits of placement `$p`.
+macro_rules! cancel_open_work {
+    ($tx:expr, $p:expr) => {{
+        sqlx::query("UPDATE tasks SET state = 'cancelled' WHERE placement_id = $1 AND state = 'open'")
+            .bind($p)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query("UPDATE audits SET outcome = 'cancelled' WHERE placement_id = $1 AND outcome = 'open'")
+            .bind($p)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
 /// The bytes of distinct content an account stores, as an SQL expression;
 /// `$user` is the SQL that names the account's id.
 macro_rules! space_used_of {
@@ -148,7 +162,7 @@ pub use accounts::{AccountRow, Credentials, InsertUser, TokenSubject};
 pub use audits::{storage_coins, AuditRow, AuditRules, AuditTally, DueAudit, NetworkFigures, NodeFigures, Settled, StorageCredit, Verdict};
 pub use devices::{DashboardRow, HeartbeatState, LedgerDay, TrafficDay};
 pub use files::{FileRow, InsertFile, NewFile};
-pub use network::{Finished, PlacementRow, TaskRow};
+pub use network::{Finished, HolderRow, PlacementRow, TaskRow};
 pub use resets::{EmailOwner, ResetRow};
 
 impl Db {

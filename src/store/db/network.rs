@@ -28,6 +28,14 @@ pub struct PlacementRow {
     pub last_audit_ok: Option<bool>,
 }
 
+/// A stored replica a download can be served from.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HolderRow {
+    pub placement_id: i64,
+    pub node_user: i64,
+    pub size: i64,
+}
+
 /// What finishing a task did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finished {
@@ -49,17 +57,19 @@ pub enum Finished {
 const LIVE: &str = "('assigned', 'stored')";
 
 impl Db {
-    /// Records a node's poll (the row is made on its first, with `new_node_id`).
-    pub async fn node_polled(&self, user_id: i64, new_node_id: &str, free_bytes: i64, now: i64) -> Result<(), sqlx::Error> {
+    /// Records a node's poll at this `instance` (the row is made on its first, with `new_node_id`).
+    pub async fn node_polled(&self, user_id: i64, new_node_id: &str, free_bytes: i64, now: i64, instance: &str) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query(
-                "INSERT INTO nodes (user_id, node_id, last_poll_at, free_bytes) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (user_id) DO UPDATE SET last_poll_at = excluded.last_poll_at, free_bytes = excluded.free_bytes",
+                "INSERT INTO nodes (user_id, node_id, last_poll_at, free_bytes, instance) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (user_id) DO UPDATE SET last_poll_at = excluded.last_poll_at, free_bytes = excluded.free_bytes, \
+                 instance = excluded.instance",
             )
             .bind(user_id)
             .bind(new_node_id)
             .bind(now)
             .bind(free_bytes)
+            .bind(instance)
             .execute(pool)
             .await
             .map(|_| ())
@@ -268,15 +278,8 @@ impl Db {
                 return Ok(false);
             };
             let (node, cid, size): (i64, String, i64) = (row.get(0), row.get(1), row.get(2));
-            // An unanswered store task for it is moot now.
-            sqlx::query("UPDATE tasks SET state = 'cancelled' WHERE placement_id = $1 AND state = 'open'")
-                .bind(placement)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE audits SET outcome = 'cancelled' WHERE placement_id = $1 AND outcome = 'open'")
-                .bind(placement)
-                .execute(&mut *tx)
-                .await?;
+            // An unanswered store task or audit of it is moot now.
+            cancel_open_work!(tx, placement);
             sqlx::query(
                 "INSERT INTO tasks (node_user, placement_id, kind, cid, size, state, created_at) VALUES ($1, $2, 'drop', $3, $4, 'open', $5)",
             )
@@ -289,6 +292,95 @@ impl Db {
             .await?;
             tx.commit().await?;
             Ok(true)
+        })
+    }
+
+    /// Stored replicas of `cid` on nodes that polled at or after
+    /// `online_since`: those polling `instance` first, then the oldest replica first.
+    pub async fn holders(&self, cid: &str, online_since: i64, instance: &str) -> Result<Vec<HolderRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT p.id AS placement_id, p.node_user, p.size FROM placements p JOIN nodes n ON n.user_id = p.node_user \
+                 WHERE p.cid = $1 AND p.state = 'stored' AND n.last_poll_at >= $2 \
+                 ORDER BY CASE WHEN n.instance = $3 THEN 0 ELSE 1 END, p.id",
+            )
+            .bind(cid)
+            .bind(online_since)
+            .bind(instance)
+            .fetch_all(pool)
+            .await
+        })
+    }
+
+    /// Gives the holder a `retrieve` task for `cid`; returns its id.
+    pub async fn open_retrieve(&self, holder: &HolderRow, cid: &str, now: i64) -> Result<i64, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query(
+                "INSERT INTO tasks (node_user, placement_id, kind, cid, size, state, created_at) \
+                 VALUES ($1, $2, 'retrieve', $3, $4, 'open', $5) RETURNING id",
+            )
+            .bind(holder.node_user)
+            .bind(holder.placement_id)
+            .bind(cid)
+            .bind(holder.size)
+            .bind(now)
+            .fetch_one(pool)
+            .await?
+            .get(0))
+        })
+    }
+
+    /// The kind and state of the node's task `id`.
+    pub async fn task_of(&self, user_id: i64, id: i64) -> Result<Option<(String, String)>, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query("SELECT kind, state FROM tasks WHERE id = $1 AND node_user = $2")
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await?
+                .map(|r| (r.get(0), r.get(1))))
+        })
+    }
+
+    /// Ends an open task as `state` (done, failed, cancelled).
+    pub async fn end_task(&self, id: i64, state: &str) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE tasks SET state = $2 WHERE id = $1 AND state = 'open'").bind(id).bind(state).execute(pool).await.map(|_| ())
+        })
+    }
+
+    /// Whether the coordinator keeps its own copy of `cid` (`None`: no such object).
+    pub async fn has_local_copy(&self, cid: &str) -> Result<Option<bool>, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query("SELECT local_copy FROM blobs WHERE cid = $1").bind(cid).fetch_optional(pool).await?.map(|r| r.get(0)))
+        })
+    }
+
+    /// Marks the coordinator's copy of `cid` gone; false if it already was.
+    pub async fn drop_local_copy(&self, cid: &str) -> Result<bool, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query("UPDATE blobs SET local_copy = FALSE WHERE cid = $1 AND local_copy")
+                .bind(cid)
+                .execute(pool)
+                .await?
+                .rows_affected()
+                > 0)
+        })
+    }
+
+    /// Objects the coordinator still keeps that have `replicas` stored
+    /// replicas whose last audit passed (at most `limit`).
+    pub async fn releasable_copies(&self, replicas: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT b.cid FROM blobs b WHERE b.local_copy AND (SELECT COUNT(*) FROM placements p \
+                 WHERE p.cid = b.cid AND p.state = 'stored' AND p.last_audit_ok) >= $1 ORDER BY b.created_at LIMIT $2",
+            )
+            .bind(replicas)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.into_iter().map(|r| r.get(0)).collect())
         })
     }
 

@@ -1,0 +1,338 @@
+//! Serving an object the coordinator keeps no copy of (docs/NETWORK.md,
+//! `PEERVAULT_KEEP_LOCAL_COPY=false`): a `retrieve` task asks an online
+//! node holding a replica to stream its CAR as the body of
+//! `POST /node/deliver/{id}`. The download waiting for it reads that body
+//! as a stream of blocks, each checked against its CID and against the
+//! object's block index (the same order, the same CIDs) before a byte of it
+//! is handed on; on a mismatch, an early end or a stall it asks the next
+//! holder and goes on from the first byte not yet handed on. Nodes only
+//! make outbound requests: the node connects, the download waits for it.
+
+use super::Services;
+use crate::clock::Clock;
+use crate::content::{BlockIndex, CarReader, ContentCid, PlannedBlock};
+use crate::error::{AppError, AppResult};
+use crate::store::Db;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// What a node's delivery hands the waiting download: the body as it
+/// arrives, and where to say whether it checked out.
+pub struct Delivery {
+    pub chunks: mpsc::Receiver<io::Result<Bytes>>,
+    pub verdict: oneshot::Sender<bool>,
+}
+
+/// Downloads waiting for a node to connect, by retrieve task id (this
+/// instance only: a node delivers to the instance it polls).
+#[derive(Default)]
+pub struct Deliveries(Mutex<HashMap<i64, oneshot::Sender<Delivery>>>);
+
+impl Deliveries {
+    fn wait_for(&self, task: i64) -> oneshot::Receiver<Delivery> {
+        let (tx, rx) = oneshot::channel();
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(task, tx);
+        rx
+    }
+
+    fn forget(&self, task: i64) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&task);
+    }
+
+    /// The download waiting for `task`, if one still is.
+    pub fn take(&self, task: i64) -> Option<oneshot::Sender<Delivery>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&task)
+    }
+}
+
+/// What asking nodes for an object needs, owned, so the blocking reader of
+/// a download can ask the next node itself.
+#[derive(Clone)]
+struct Retriever {
+    db: Db,
+    clock: Arc<Clock>,
+    deliveries: Arc<Deliveries>,
+    wake: Arc<Notify>,
+    instance: Arc<str>,
+    offline_ms: i64,
+    wait: Duration,
+}
+
+/// A node streaming the object's CAR, as a CAR reader.
+struct Source {
+    node_user: i64,
+    /// The body until its header is read (in the blocking reader), then the CAR reader.
+    unread: Option<ChunkReader>,
+    car: Option<CarReader<ChunkReader>>,
+    verdict: Option<oneshot::Sender<bool>>,
+    /// The next block of the index this source must send.
+    next: usize,
+}
+
+impl Source {
+    fn end(&mut self, ok: bool) {
+        if let Some(v) = self.verdict.take() {
+            let _ = v.send(ok);
+        }
+    }
+}
+
+impl Retriever {
+    fn of(state: &Services) -> Self {
+        Self {
+            db: state.db.clone(),
+            clock: state.clock.clone(),
+            deliveries: state.deliveries.clone(),
+            wake: state.network_wake.clone(),
+            instance: state.instance.clone(),
+            offline_ms: state.settings.node_offline_secs.saturating_mul(1000),
+            wait: Duration::from_secs(state.settings.retrieve_wait_secs),
+        }
+    }
+
+    /// Asks the holders of `cid` not yet `tried`, oldest replica first
+    /// (nodes polling this instance before others), until one connects
+    /// within the wait. `None` when none did.
+    async fn connect(&self, cid: &str, root: &ContentCid, tried: &mut Vec<i64>) -> AppResult<Option<(i64, Delivery)>> {
+        let now = self.clock.now_ms();
+        let holders = self.db.holders(cid, now - self.offline_ms, &self.instance).await?;
+        for holder in holders {
+            if tried.contains(&holder.node_user) {
+                continue;
+            }
+            tried.push(holder.node_user);
+            let task = self.db.open_retrieve(&holder, cid, self.clock.now_ms()).await?;
+            let arrived = self.deliveries.wait_for(task);
+            self.wake.notify_waiters();
+            match tokio::time::timeout(self.wait, arrived).await {
+                Ok(Ok(delivery)) => {
+                    tracing::info!(%cid, %root, task, node_user = holder.node_user, "a node delivers");
+                    return Ok(Some((holder.node_user, delivery)));
+                }
+                _ => {
+                    self.deliveries.forget(task);
+                    self.db.end_task(task, "cancelled").await?;
+                    tracing::warn!(%cid, task, node_user = holder.node_user, "a node holding the object did not deliver it in time");
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The body of a delivery as `Read`; a pause longer than `wait` is an error.
+struct ChunkReader {
+    chunks: mpsc::Receiver<io::Result<Bytes>>,
+    left: Bytes,
+    runtime: tokio::runtime::Handle,
+    wait: Duration,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.left.is_empty() {
+            match self.runtime.block_on(tokio::time::timeout(self.wait, self.chunks.recv())) {
+                Ok(Some(Ok(bytes))) => self.left = bytes,
+                Ok(Some(Err(e))) => return Err(e),
+                Ok(None) => return Ok(0),
+                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "the node stalled")),
+            }
+        }
+        let n = out.len().min(self.left.len());
+        out[..n].copy_from_slice(&self.left[..n]);
+        self.left = self.left.slice(n..);
+        Ok(n)
+    }
+}
+
+/// Bytes `from..to` of the object (leaf boundaries), read from nodes and
+/// checked block by block; what [`super::download`] reads instead of the
+/// local copy.
+pub struct NetworkReader {
+    retriever: Retriever,
+    runtime: tokio::runtime::Handle,
+    cid: String,
+    root: ContentCid,
+    index: Arc<BlockIndex>,
+    /// The next byte of the object to hand on, and the end.
+    pos: u64,
+    to: u64,
+    tried: Vec<i64>,
+    source: Option<Source>,
+    pending: Bytes,
+    block: Vec<u8>,
+}
+
+/// Opens bytes `from..to` of `cid` from the network: 503 `Content
+/// temporarily unavailable` when no node holding it connects.
+pub async fn open(state: &Services, cid: &str, index: Arc<BlockIndex>, from: u64, to: u64) -> AppResult<NetworkReader> {
+    let root = crate::content::parse_cid(cid).map_err(AppError::internal)?;
+    let mut reader = NetworkReader {
+        retriever: Retriever::of(state),
+        runtime: tokio::runtime::Handle::current(),
+        cid: cid.to_owned(),
+        root,
+        index,
+        pos: from,
+        to,
+        tried: Vec::new(),
+        source: None,
+        pending: Bytes::new(),
+        block: Vec::new(),
+    };
+    match reader.retriever.connect(&reader.cid, &reader.root, &mut reader.tried).await? {
+        Some(first) => {
+            reader.source = Some(reader.source_of(first)?);
+            Ok(reader)
+        }
+        None => Err(AppError::new(503, "Content temporarily unavailable")),
+    }
+}
+
+impl NetworkReader {
+    fn source_of(&self, (node_user, delivery): (i64, Delivery)) -> AppResult<Source> {
+        let reader = ChunkReader { chunks: delivery.chunks, left: Bytes::new(), runtime: self.runtime.clone(), wait: self.retriever.wait };
+        // The header is read on the first block, in the blocking reader.
+        Ok(Source { node_user, unread: Some(reader), car: None, verdict: Some(delivery.verdict), next: 0 })
+    }
+
+    /// The next block from the current source into `pending` (the part of
+    /// a leaf not handed on yet), checked; an error means this source failed.
+    fn advance(&mut self) -> io::Result<()> {
+        let source = self.source.as_mut().ok_or_else(|| io::Error::other("no source"))?;
+        if let Some(body) = source.unread.take() {
+            let car = CarReader::new(body)?;
+            if car.root() != &self.root {
+                return Err(invalid("the node's CAR has another root"));
+            }
+            source.car = Some(car);
+        }
+        let car = source.car.as_mut().ok_or_else(|| io::Error::other("no source"))?;
+        let got = car.next_block(&mut self.block)?.ok_or_else(|| invalid("the node's CAR ended early"))?;
+        let expected = self.index.blocks().get(source.next).ok_or_else(|| invalid("the node's CAR has more blocks than the object"))?;
+        source.next += 1;
+        match expected {
+            PlannedBlock::Leaf { cid, offset, len } => {
+                if &got != cid {
+                    return Err(invalid("the node sent another block than the object's next"));
+                }
+                let end = (offset + len).min(self.to);
+                if end > self.pos && *offset <= self.pos {
+                    let a = (self.pos - offset) as usize;
+                    self.pending = Bytes::copy_from_slice(&self.block[a..(end - offset) as usize]);
+                }
+                Ok(())
+            }
+            PlannedBlock::Node(node) if got == node.cid => Ok(()),
+            PlannedBlock::Node(_) => Err(invalid("the node sent another block than the object's next")),
+        }
+    }
+
+    /// The current source failed: say so, ask the next holder.
+    fn fall_back(&mut self, why: &io::Error) -> io::Result<()> {
+        if let Some(mut failed) = self.source.take() {
+            tracing::warn!(cid = %self.cid, node_user = failed.node_user, error = %why, "delivery failed; asking the next node");
+            failed.end(false);
+        }
+        let (retriever, runtime) = (self.retriever.clone(), self.runtime.clone());
+        let (cid, root) = (self.cid.clone(), self.root.clone());
+        let next = runtime
+            .block_on(retriever.connect(&cid, &root, &mut self.tried))
+            .map_err(|e| io::Error::other(e.message))?
+            .ok_or_else(|| io::Error::other("no node holding the object could deliver it"))?;
+        self.source = Some(self.source_of(next).map_err(|e| io::Error::other(e.message))?);
+        Ok(())
+    }
+}
+
+impl Read for NetworkReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if !self.pending.is_empty() {
+                let n = out.len().min(self.pending.len());
+                out[..n].copy_from_slice(&self.pending[..n]);
+                self.pending = self.pending.slice(n..);
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            if self.pos >= self.to {
+                if let Some(source) = self.source.as_mut() {
+                    source.end(true);
+                }
+                return Ok(0);
+            }
+            if let Err(e) = self.advance() {
+                self.fall_back(&e)?;
+            }
+        }
+    }
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
+}
+
+/// `POST /node/deliver/{id}`: a node streams the CAR its retrieve task
+/// asked for; the download waiting for it reads and checks it. Answers
+/// whether the delivery checked out (as far as it was read).
+pub async fn deliver<S, E>(state: &Services, who: &super::Principal, id: &str, mut body: S) -> AppResult<bool>
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt;
+    super::network::require_node(who)?;
+    let task = super::network::task_id(id)?;
+    match state.db.task_of(who.user_id, task).await? {
+        None => return Err(AppError::not_found("Task not found")),
+        Some((kind, _)) if kind != "retrieve" => return Err(AppError::conflict("Only a retrieve task is answered with a delivery")),
+        Some((_, s)) if s != "open" => return Err(AppError::conflict("Task was already answered")),
+        Some(_) => {}
+    }
+    let gone = || AppError::conflict("Nobody is waiting for this delivery any more");
+    let Some(waiting) = state.deliveries.take(task) else {
+        state.db.end_task(task, "cancelled").await?;
+        return Err(gone());
+    };
+    let (tx, chunks) = mpsc::channel(4);
+    let (verdict, mut checked) = oneshot::channel();
+    if waiting.send(Delivery { chunks, verdict }).is_err() {
+        state.db.end_task(task, "cancelled").await?;
+        return Err(gone());
+    }
+    // The body is handed on until the download has what it needs (or it
+    // ends); the download's verdict ends the delivery.
+    let mut tx = Some(tx);
+    let outcome = loop {
+        tokio::select! {
+            v = &mut checked => break v.ok(),
+            chunk = body.next(), if tx.is_some() => {
+                let Some(sender) = tx.as_ref() else { continue };
+                match chunk {
+                    Some(Ok(bytes)) => {
+                        if sender.send(Ok(bytes)).await.is_err() {
+                            tx = None;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        let _ = sender.send(Err(io::Error::other(e.to_string()))).await;
+                        tx = None;
+                    }
+                    None => tx = None,
+                }
+            }
+        }
+    };
+    // None: the download went away (its client left): nobody's fault.
+    let end = match outcome {
+        Some(true) => "done",
+        Some(false) => "failed",
+        None => "cancelled",
+    };
+    state.db.end_task(task, end).await?;
+    Ok(outcome != Some(false))
+}
