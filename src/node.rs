@@ -243,18 +243,26 @@ async fn audit(node: &Coordinator, id: &str, cid: &str, block: &str) {
         Ok(bytes) => bytes,
         Err(reason) => return fail(node, id, "audit", cid, reason).await,
     };
-    let sent = node
-        .http
-        .post(format!("{}/node/proof/{id}", node.base))
-        .header("authorization", node.token())
-        .header("content-type", "application/octet-stream")
-        .body(bytes)
-        .send()
-        .await;
-    match sent {
-        Ok(res) if res.status().is_success() => tracing::info!(task = id, kind = "audit", cid, "task done"),
-        Ok(res) => tracing::warn!(task = id, kind = "audit", cid, status = %res.status(), "proof refused"),
-        Err(e) => tracing::warn!(task = id, kind = "audit", cid, error = %e, "proof not delivered"),
+    // Retried while the coordinator is out of reach (a restart): the
+    // audit stays open until its deadline.
+    for attempt in 0..8u32 {
+        let sent = node
+            .http
+            .post(format!("{}/node/proof/{id}", node.base))
+            .header("authorization", node.token())
+            .header("content-type", "application/octet-stream")
+            .body(bytes.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(res) if res.status().is_success() => return tracing::info!(task = id, kind = "audit", cid, "task done"),
+            Ok(res) if res.status().is_client_error() => {
+                return tracing::warn!(task = id, kind = "audit", cid, status = %res.status(), "proof refused");
+            }
+            Ok(res) => tracing::warn!(task = id, kind = "audit", cid, status = %res.status(), "proof not taken"),
+            Err(e) => tracing::warn!(task = id, kind = "audit", cid, error = %e, "proof not delivered"),
+        }
+        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
     }
 }
 

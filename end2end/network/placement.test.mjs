@@ -115,6 +115,22 @@ describe(`${NODES} nodes, ${REPLICAS} replicas`, () => {
     assertJson(await post(coord, '/file_status', { token: who.token, json: {} }), 400, MSG.missing('cid'));
     assert.deepEqual((await status(who.token, cid)).json, before, 'nothing changed');
   });
+  it('the shipped Android client (device token, pledge, heartbeats, bandwidth, dashboard) behaves as before and is given no placements', async () => {
+    const phone = await newUserWithToken(coord);
+    const device = await deviceToken(coord, phone);
+    assertJson(await post(coord, '/onboarding', { token: device, json: { storageRented: 2048 } }), 200);
+    for (let i = 0; i < 2; i += 1) {
+      assertJson(await post(coord, '/active_time', { token: device, json: { active_time: '1' } }), 200);
+    }
+    assertJson(await post(coord, '/rateinout', { token: device, json: { TotalIn: 10, TotalOut: 20, RateIn: 1, RateOut: 2 } }), 200);
+    const d = assertJson(await post(coord, '/dashboard', { token: device }), 200);
+    assert.equal(d.storage_rented, 2048);
+    await sleep(1500); // real time: a network round passes
+    const mine = assertJson(await post(coord, '/node_status', { token: device }), 200);
+    assert.deepEqual([mine.node, mine.placements, mine.heldBytes, mine.storageCoins], [null, 0, 0, 0],
+      'never polled for work: not a node, holds nothing');
+  });
+
   it('a deleted file\'s replicas are dropped from its nodes; every other object stays where it is', async () => {
     const gone = uploads[2]; // alice's 1 MiB + 1, stored by her alone
     const before = new Map(nodes.map((n) => [n.dir, held(n)]));

@@ -151,7 +151,7 @@ pub async fn proof(State(state): State<AppState>, Auth(who): Auth, Path(id): Pat
 
 #[utoipa::path(post, path = "/node/deliver/{id}", tag = "network", security(("token" = [])),
     params(("id" = String, Path, description = "The retrieve task's id, as `/node/work` gave it")),
-    request_body(content = Vec<u8>, content_type = "application/vnd.ipld.car", description = "The object's CAR, streamed"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The object's CAR, streamed (any content type, e.g. application/vnd.ipld.car)"),
     responses(
         (status = 200, description = "Read and checked as far as the download waiting for it needed", body = Message,
             example = json!({"message": "Delivered"})),

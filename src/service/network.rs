@@ -224,8 +224,24 @@ pub async fn place_round(state: &Services) -> AppResult<u64> {
     for placement in state.db.stale_placements(online_since, 500).await? {
         made += u64::from(state.db.schedule_drop(placement, now).await?);
     }
-    for due in state.db.due_audits(now, 500).await? {
-        made += u64::from(open_audit(state, &due, now).await?);
+    // Every due audit, in batches (a batch whose audits another instance
+    // claimed first opens fewer; the loop ends on a short batch).
+    let mut leaves_of: std::collections::HashMap<String, Vec<String>> = Default::default();
+    loop {
+        let batch = state.db.due_audits(now, AUDIT_BATCH).await?;
+        let full = batch.len() as i64 == AUDIT_BATCH;
+        let mut opened = 0;
+        for due in batch {
+            match open_audit(state, &due, now, &mut leaves_of).await {
+                Ok(made) => opened += u64::from(made),
+                // One object that cannot be read holds up no other audit.
+                Err(e) => tracing::warn!(cid = %due.cid, error = %e.message, "audit not opened"),
+            }
+        }
+        made += opened;
+        if !full || opened == 0 {
+            break;
+        }
     }
     if !state.settings.keep_local_copy {
         for cid in state.db.releasable_copies(state.settings.replicas, 100).await? {
@@ -254,10 +270,22 @@ async fn release_local_copy(state: &Services, cid: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// Opens an audit of `due` on a uniformly random leaf of its block index.
-async fn open_audit(state: &Services, due: &DueAudit, now: i64) -> AppResult<bool> {
-    let index = download::index_of(state, &due.cid, due.size.max(0) as u64).await?;
-    let leaves: Vec<String> = index.leaves().map(|l| l.cid.to_string()).collect();
+/// Due audits looked up at once.
+const AUDIT_BATCH: i64 = 500;
+
+/// Opens an audit of `due` on a uniformly random leaf of its block index
+/// (the leaves of each object read once per round, into `leaves_of`).
+async fn open_audit(
+    state: &Services,
+    due: &DueAudit,
+    now: i64,
+    leaves_of: &mut std::collections::HashMap<String, Vec<String>>,
+) -> AppResult<bool> {
+    if !leaves_of.contains_key(&due.cid) {
+        let index = download::index_of(state, &due.cid, due.size.max(0) as u64).await?;
+        leaves_of.insert(due.cid.clone(), index.leaves().map(|l| l.cid.to_string()).collect());
+    }
+    let leaves = &leaves_of[&due.cid];
     let pick = {
         use rand::Rng;
         rand::thread_rng().gen_range(0..leaves.len().max(1))
