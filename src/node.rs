@@ -282,7 +282,7 @@ async fn deliver(node: &Coordinator, id: &str, cid: &str) {
         .post(format!("{}/node/deliver/{id}", node.base))
         .header("authorization", node.token())
         .header("content-type", "application/vnd.ipld.car")
-        .body(reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file)))
+        .body(reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)))
         .send()
         .await;
     match sent {

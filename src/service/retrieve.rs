@@ -67,7 +67,7 @@ struct Source {
     node_user: i64,
     /// The body until its header is read (in the blocking reader), then the CAR reader.
     unread: Option<ChunkReader>,
-    car: Option<CarReader<ChunkReader>>,
+    car: Option<CarReader<io::BufReader<ChunkReader>>>,
     verdict: Option<oneshot::Sender<bool>>,
     /// The next block of the index this source must send.
     next: usize,
@@ -205,7 +205,7 @@ impl NetworkReader {
     fn advance(&mut self) -> io::Result<()> {
         let source = self.source.as_mut().ok_or_else(|| io::Error::other("no source"))?;
         if let Some(body) = source.unread.take() {
-            let car = CarReader::new(body)?;
+            let car = CarReader::new(io::BufReader::with_capacity(1 << 20, body))?;
             if car.root() != &self.root {
                 return Err(invalid("the node's CAR has another root"));
             }
@@ -298,7 +298,8 @@ where
         state.db.end_task(task, "cancelled").await?;
         return Err(gone());
     };
-    let (tx, chunks) = mpsc::channel(4);
+    // Room for a few MiB of the body while the reader checks blocks.
+    let (tx, chunks) = mpsc::channel(256);
     let (verdict, mut checked) = oneshot::channel();
     if waiting.send(Delivery { chunks, verdict }).is_err() {
         state.db.end_task(task, "cancelled").await?;
