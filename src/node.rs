@@ -206,6 +206,12 @@ async fn handle(node: &Coordinator, task: &Value) {
         "drop" => drop_object(&node.args.data_dir, cid),
         other => Err(format!("unknown task kind {other:?}")),
     };
+    report(node, id, kind, cid, outcome).await;
+}
+
+/// Logs a task's outcome and says it to the coordinator (`/node/done` or
+/// `/node/failed`), retried: a task stays open until the coordinator has it.
+async fn report(node: &Coordinator, id: &str, kind: &str, cid: &str, outcome: Result<(), Failure>) {
     let (path, body) = match &outcome {
         Ok(()) => ("/node/done", json!({"id": id})),
         Err(reason) => ("/node/failed", json!({"id": id, "reason": reason})),
@@ -214,7 +220,6 @@ async fn handle(node: &Coordinator, task: &Value) {
         Ok(()) => tracing::info!(task = id, kind, cid, "task done"),
         Err(reason) => tracing::warn!(task = id, kind, cid, %reason, "task failed"),
     }
-    // The answer is retried: a task stays open until the coordinator has it.
     for attempt in 0..5u32 {
         match node.call(path, &body, true).await {
             Ok(_) => return,
@@ -241,7 +246,7 @@ async fn audit(node: &Coordinator, id: &str, cid: &str, block: &str) {
     };
     let bytes = match found {
         Ok(bytes) => bytes,
-        Err(reason) => return fail(node, id, "audit", cid, reason).await,
+        Err(reason) => return report(node, id, "audit", cid, Err(reason)).await,
     };
     // Retried while the coordinator is out of reach (a restart): the
     // audit stays open until its deadline.
@@ -271,11 +276,11 @@ async fn audit(node: &Coordinator, id: &str, cid: &str, block: &str) {
 async fn deliver(node: &Coordinator, id: &str, cid: &str) {
     let path = match crate::content::parse_cid(cid) {
         Ok(root) => object_path(&node.args.data_dir, &root.to_string()),
-        Err(e) => return fail(node, id, "retrieve", cid, format!("bad CID: {e}")).await,
+        Err(e) => return report(node, id, "retrieve", cid, Err(format!("bad CID: {e}"))).await,
     };
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
-        Err(e) => return fail(node, id, "retrieve", cid, format!("retrieve: {e}")).await,
+        Err(e) => return report(node, id, "retrieve", cid, Err(format!("retrieve: {e}"))).await,
     };
     let sent = node
         .http
@@ -290,12 +295,6 @@ async fn deliver(node: &Coordinator, id: &str, cid: &str) {
         Ok(res) => tracing::warn!(task = id, kind = "retrieve", cid, status = %res.status(), "delivery refused"),
         Err(e) => tracing::warn!(task = id, kind = "retrieve", cid, error = %e, "delivery cut"),
     }
-}
-
-/// Reports a task the node cannot do.
-async fn fail(node: &Coordinator, id: &str, kind: &str, cid: &str, reason: String) {
-    tracing::warn!(task = id, kind, cid, %reason, "task failed");
-    let _ = node.call("/node/failed", &json!({"id": id, "reason": reason}), true).await;
 }
 
 /// The bytes of `block` in the kept CAR of `cid`, every block read checked.

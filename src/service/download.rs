@@ -101,7 +101,8 @@ pub async fn open_object(
     let reader = if to > from {
         // The local copy if the coordinator keeps one, else (or if it is
         // gone meanwhile) the nodes holding replicas.
-        let local = if state.db.has_local_copy(cid).await?.unwrap_or(true) {
+        let kept = state.db.has_local_copy(cid).await?.unwrap_or(true);
+        let local = if kept {
             let blobs = state.blobs.clone();
             let key = cid.to_owned();
             tokio::task::spawn_blocking(move || blobs.open_range(&key, from, to - from))
@@ -113,7 +114,7 @@ pub async fn open_object(
         };
         match local {
             Some(reader) => Some(reader),
-            None if state.settings.keep_local_copy && state.db.has_local_copy(cid).await?.unwrap_or(true) => {
+            None if kept && state.settings.keep_local_copy => {
                 return Err(AppError::storage(missing_object()));
             }
             None => Some(Box::new(super::retrieve::open(state, cid, index.clone(), from, to).await?) as Box<dyn Read + Send>),

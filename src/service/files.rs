@@ -276,7 +276,7 @@ pub fn parse_cid(text: &str) -> AppResult<ContentCid> {
     content::parse_cid(text).map_err(|e| AppError::bad_request(format!("Invalid CID: {e}")))
 }
 
-fn not_stored() -> AppError {
+pub(super) fn not_stored() -> AppError {
     AppError::not_found("This file is no longer in your account. Reload the page to see your files.").of_kind(ErrorKind::NotStored)
 }
 

@@ -10,7 +10,7 @@
 use super::download::{self, Content, Format};
 use super::files::parse_cid;
 use super::{Principal, Services};
-use crate::error::{AppError, AppResult, ErrorKind};
+use crate::error::{AppError, AppResult};
 use crate::service::tokens::TokenKind;
 use crate::model::{NetworkStatus, NodeStatus, StorageCredit};
 use crate::store::db::{AuditRules, DueAudit, Finished, Settled, TaskRow, Verdict};
@@ -58,15 +58,22 @@ pub fn max_wait_secs(state: &Services) -> f64 {
     (state.settings.node_offline_secs as f64 / 3.0).min(60.0)
 }
 
+/// Nodes that polled at or after this are online (`now` minus the offline time).
+fn online_since(state: &Services, now: i64) -> i64 {
+    now - state.settings.node_offline_secs.saturating_mul(1000)
+}
+
 /// `POST /node/work`: marks the node online and answers its open tasks as
 /// soon as there is one, or an empty list once `wait` seconds have passed.
 pub async fn work(state: &Services, who: &Principal, wait_secs: f64, free_bytes: i64) -> AppResult<Vec<Task>> {
     require_node(who)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait_secs.clamp(0.0, max_wait_secs(state)));
+    // The node's opaque id, should this be its first poll.
+    let new_node_id = crate::util::random_hex(8);
     loop {
         // Registered before the look, so a task made meanwhile wakes this poll.
         let woken = state.network_wake.notified();
-        state.db.node_polled(who.user_id, &crate::util::random_hex(8), free_bytes, state.clock.now_ms(), &state.instance).await?;
+        state.db.node_polled(who.user_id, &new_node_id, free_bytes, state.clock.now_ms(), &state.instance).await?;
         let tasks = state.db.open_tasks(who.user_id).await?;
         if !tasks.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(tasks.into_iter().map(Task::from).collect());
@@ -204,7 +211,7 @@ pub async fn content(state: &Services, who: &Principal, cid: &str, with_body: bo
 /// opened. Returns how many tasks were made.
 pub async fn place_round(state: &Services) -> AppResult<u64> {
     let now = state.clock.now_ms();
-    let online_since = now - state.settings.node_offline_secs.saturating_mul(1000);
+    let online_since = online_since(state, now);
     let lost = state.db.lose_silent_placements(now - state.settings.repair_after_secs.saturating_mul(1000)).await?;
     if lost > 0 {
         tracing::warn!(placements = lost, "placements of silent nodes lost");
@@ -340,8 +347,7 @@ pub struct FileStatus {
 pub async fn file_status(state: &Services, who: &Principal, cid: &str) -> AppResult<FileStatus> {
     let cid = parse_cid(cid)?.to_string();
     if state.db.file_by_cid(who.user_id, &cid).await?.is_none() {
-        return Err(AppError::not_found("This file is no longer in your account. Reload the page to see your files.")
-            .of_kind(ErrorKind::NotStored));
+        return Err(super::files::not_stored());
     }
     let replicas: Vec<Replica> = state
         .db
@@ -369,7 +375,7 @@ pub async fn node_status(state: &Services, user_id: i64) -> AppResult<NodeStatus
     let figures = state.db.node_figures(user_id).await?;
     let tally = state.db.audit_tally(user_id, now - THIRTY_DAYS_MS).await?;
     let credits = state.db.storage_credits(user_id, 50).await?;
-    let network = state.db.network_figures(now - state.settings.node_offline_secs.saturating_mul(1000)).await?;
+    let network = state.db.network_figures(online_since(state, now)).await?;
     Ok(NodeStatus {
         node: figures.node_id,
         held_bytes: figures.held_bytes,

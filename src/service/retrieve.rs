@@ -186,7 +186,7 @@ pub async fn open(state: &Services, cid: &str, index: Arc<BlockIndex>, from: u64
     };
     match reader.retriever.connect(&reader.cid, &reader.root, &mut reader.tried).await? {
         Some(first) => {
-            reader.source = Some(reader.source_of(first)?);
+            reader.source = Some(reader.source_of(first));
             Ok(reader)
         }
         None => Err(AppError::new(503, "Content temporarily unavailable")),
@@ -194,10 +194,10 @@ pub async fn open(state: &Services, cid: &str, index: Arc<BlockIndex>, from: u64
 }
 
 impl NetworkReader {
-    fn source_of(&self, (node_user, delivery): (i64, Delivery)) -> AppResult<Source> {
+    fn source_of(&self, (node_user, delivery): (i64, Delivery)) -> Source {
         let reader = ChunkReader { chunks: delivery.chunks, left: Bytes::new(), runtime: self.runtime.clone(), wait: self.retriever.wait };
         // The header is read on the first block, in the blocking reader.
-        Ok(Source { node_user, unread: Some(reader), car: None, verdict: Some(delivery.verdict), next: 0 })
+        Source { node_user, unread: Some(reader), car: None, verdict: Some(delivery.verdict), next: 0 }
     }
 
     /// The next block from the current source into `pending` (the part of
@@ -244,7 +244,7 @@ impl NetworkReader {
             .block_on(retriever.connect(&cid, &root, &mut self.tried))
             .map_err(|e| io::Error::other(e.message))?
             .ok_or_else(|| io::Error::other("no node holding the object could deliver it"))?;
-        self.source = Some(self.source_of(next).map_err(|e| io::Error::other(e.message))?);
+        self.source = Some(self.source_of(next));
         Ok(())
     }
 }

@@ -146,18 +146,7 @@ impl Db {
                 tx.rollback().await?;
                 return Ok(false);
             }
-            let task: i64 = sqlx::query(
-                "INSERT INTO tasks (node_user, placement_id, kind, cid, size, state, created_at) \
-                 VALUES ($1, $2, 'audit', $3, $4, 'open', $5) RETURNING id",
-            )
-            .bind(due.node_user)
-            .bind(due.placement_id)
-            .bind(&due.cid)
-            .bind(due.size)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
+            let task = insert_task!(&mut *tx, due.node_user, due.placement_id, "audit", &due.cid, due.size, now);
             sqlx::query(
                 "INSERT INTO audits (task_id, placement_id, node_user, block, deadline, outcome, created_at) \
                  VALUES ($1, $2, $3, $4, $5, 'open', $6)",

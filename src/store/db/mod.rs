@@ -124,6 +124,27 @@ impl Backend {
     }
 }
 
+/// An open task of `$kind` for node `$node` on placement `$placement`
+/// (object `$cid` of `$size` bytes), made at `$now` through `$exec` (a pool
+/// or `&mut *tx`); evaluates to its id. Every kind of task is made here.
+macro_rules! insert_task {
+    ($exec:expr, $node:expr, $placement:expr, $kind:expr, $cid:expr, $size:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO tasks (node_user, placement_id, kind, cid, size, state, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'open', $6) RETURNING id",
+        )
+        .bind($node)
+        .bind($placement)
+        .bind($kind)
+        .bind($cid)
+        .bind($size)
+        .bind($now)
+        .fetch_one($exec)
+        .await?
+        .get::<i64, _>(0)
+    };
+}
+
 /// Inside transaction `$tx`: cancels the open tasks and audits of placement `$p`.
 macro_rules! cancel_open_work {
     ($tx:expr, $p:expr) => {{

@@ -7,11 +7,9 @@ use sqlx::Row;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TaskRow {
     pub id: i64,
-    pub node_user: i64,
     pub kind: String,
     pub cid: String,
     pub size: i64,
-    pub state: String,
     /// Audits: the leaf asked for and the deadline (ms since the epoch).
     pub block: Option<String>,
     pub deadline: Option<i64>,
@@ -22,7 +20,6 @@ pub struct TaskRow {
 pub struct PlacementRow {
     pub node_id: String,
     pub state: String,
-    pub assigned_at: i64,
     pub stored_at: Option<i64>,
     pub last_audit_at: Option<i64>,
     pub last_audit_ok: Option<bool>,
@@ -80,7 +77,7 @@ impl Db {
     pub async fn open_tasks(&self, user_id: i64) -> Result<Vec<TaskRow>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT t.id, t.node_user, t.kind, t.cid, t.size, t.state, a.block, a.deadline FROM tasks t \
+                "SELECT t.id, t.kind, t.cid, t.size, a.block, a.deadline FROM tasks t \
                  LEFT JOIN audits a ON a.task_id = t.id WHERE t.node_user = $1 AND t.state = 'open' ORDER BY t.id",
             )
                 .bind(user_id)
@@ -234,17 +231,7 @@ impl Db {
                     .fetch_one(&mut *tx)
                     .await?
                     .get(0);
-                    sqlx::query(
-                        "INSERT INTO tasks (node_user, placement_id, kind, cid, size, state, created_at) \
-                         VALUES ($1, $2, 'store', $3, $4, 'open', $5)",
-                    )
-                    .bind(node)
-                    .bind(placement)
-                    .bind(cid)
-                    .bind(size)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    insert_task!(&mut *tx, node, placement, "store", cid, size, now);
                     made += 1;
                 }
             }
@@ -280,16 +267,7 @@ impl Db {
             let (node, cid, size): (i64, String, i64) = (row.get(0), row.get(1), row.get(2));
             // An unanswered store task or audit of it is moot now.
             cancel_open_work!(tx, placement);
-            sqlx::query(
-                "INSERT INTO tasks (node_user, placement_id, kind, cid, size, state, created_at) VALUES ($1, $2, 'drop', $3, $4, 'open', $5)",
-            )
-            .bind(node)
-            .bind(placement)
-            .bind(cid)
-            .bind(size)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            insert_task!(&mut *tx, node, placement, "drop", cid, size, now);
             tx.commit().await?;
             Ok(true)
         })
@@ -315,18 +293,7 @@ impl Db {
     /// Gives the holder a `retrieve` task for `cid`; returns its id.
     pub async fn open_retrieve(&self, holder: &HolderRow, cid: &str, now: i64) -> Result<i64, sqlx::Error> {
         with_pool!(self, pool => {
-            Ok(sqlx::query(
-                "INSERT INTO tasks (node_user, placement_id, kind, cid, size, state, created_at) \
-                 VALUES ($1, $2, 'retrieve', $3, $4, 'open', $5) RETURNING id",
-            )
-            .bind(holder.node_user)
-            .bind(holder.placement_id)
-            .bind(cid)
-            .bind(holder.size)
-            .bind(now)
-            .fetch_one(pool)
-            .await?
-            .get(0))
+            Ok(insert_task!(pool, holder.node_user, holder.placement_id, "retrieve", cid, holder.size, now))
         })
     }
 
@@ -388,7 +355,7 @@ impl Db {
     pub async fn placements_of(&self, cid: &str) -> Result<Vec<PlacementRow>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT n.node_id, p.state, p.assigned_at, p.stored_at, p.last_audit_at, p.last_audit_ok FROM placements p JOIN nodes n ON n.user_id = p.node_user \
+                "SELECT n.node_id, p.state, p.stored_at, p.last_audit_at, p.last_audit_ok FROM placements p JOIN nodes n ON n.user_id = p.node_user \
                  WHERE p.cid = $1 AND p.state IN ('assigned', 'stored', 'lost') ORDER BY p.id",
             )
             .bind(cid)
