@@ -145,12 +145,12 @@ test-api-scaled:
 test-cluster:
 	$(call node_suite,end2end/cluster/,cluster,$(SCALED))
 
-# The storage network: the release binary as coordinator and as nodes, on loopback.
 # The storage network: the release binary as coordinator and as nodes, on
-# loopback; then again on PostgreSQL + S3.
+# loopback; then again with two coordinator instances on one PostgreSQL
+# database and one S3 bucket, the nodes split between them.
 test-network:
 	$(call node_suite,end2end/network/,network)
-	$(call node_suite,end2end/network/,network-scaled,$(SCALED))
+	$(call node_suite,end2end/network/,network-scaled,$(SCALED) env PEERVAULT_TEST_COORDINATORS=2)
 
 test-browser:
 	@mkdir -p $(LOGS)

@@ -110,6 +110,9 @@ pub struct Settings {
     /// Seconds a download waits for a node to start delivering an object
     /// (and the longest pause inside a delivery) before asking the next one.
     pub retrieve_wait_secs: u64,
+    /// Seconds a copy restored from a node (for a download waiting at
+    /// another coordinator instance) is kept before it may be released again.
+    pub restored_keep_secs: i64,
 }
 
 impl Default for Settings {
@@ -159,6 +162,7 @@ impl Default for Settings {
             storage_coin_rate: 0.02,
             keep_local_copy: true,
             retrieve_wait_secs: 10,
+            restored_keep_secs: 3600,
         }
     }
 }
@@ -252,6 +256,7 @@ impl Settings {
             ("audit_max_failures", self.audit_max_failures > 0),
             ("storage_coin_rate", self.storage_coin_rate.is_finite() && self.storage_coin_rate >= 0.0),
             ("retrieve_wait_secs", self.retrieve_wait_secs > 0),
+            ("restored_keep_secs", self.restored_keep_secs >= 0),
         ];
         match positive.iter().find(|(_, ok)| !ok) {
             Some((name, _)) => Err(format!("setting {name} is out of range")),

@@ -336,9 +336,14 @@ export const TEST_CLOCK = { PEERVAULT_TEST_CLOCK: 'true' };
  * and uptime are then tested without sleeping. Returns the server's time.
  */
 export async function advanceClock(server, ms) {
-  const res = await post(server, '/test/clock', { json: { advance_ms: ms } });
-  assert.equal(res.status, 200, `advancing the clock by ${ms} ms: ${res.status} ${res.text}`);
-  return res.json.now_ms;
+  // Instances started together (`server.peers`) move together: each clock is the system's plus the same offset.
+  let now;
+  for (const one of server.peers ?? [server]) {
+    const res = await post(one, '/test/clock', { json: { advance_ms: ms } });
+    assert.equal(res.status, 200, `advancing the clock by ${ms} ms: ${res.status} ${res.text}`);
+    now ??= res.json.now_ms;
+  }
+  return now;
 }
 
 /** Assert a JSON response: status, exact body, Content-Type application/json. */

@@ -9,8 +9,8 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { startServer, post, newUserWithToken, uploadFile, advanceClock, TEST_CLOCK, dashboard } from '../api/harness.mjs';
-import { MiB, startNodes, held, carPath, carOf, fileStatus, nodeStatus, stored, until } from './nodes.mjs';
+import { post, newUserWithToken, uploadFile, advanceClock, TEST_CLOCK, dashboard } from '../api/harness.mjs';
+import { MiB, startNodes, held, carPath, carOf, fileStatus, nodeStatus, stored, until, startCoordinators } from './nodes.mjs';
 
 const REPLICAS = 2;
 const HOUR = 3_600_000;
@@ -24,7 +24,7 @@ let alice;
 const objects = [];
 
 before(async () => {
-  coord = await startServer({
+  coord = await startCoordinators({
     ...TEST_CLOCK,
     PEERVAULT_REPLICAS: REPLICAS,
     PEERVAULT_NETWORK_TICK_SECS: 1,

@@ -5,8 +5,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { startServer, post, assertJson, newUserWithToken, uploadFile, advanceClock, TEST_CLOCK } from '../api/harness.mjs';
-import { MiB, handNode, fileStatus, nodeStatus, until } from './nodes.mjs';
+import { post, assertJson, newUserWithToken, uploadFile, advanceClock, TEST_CLOCK } from '../api/harness.mjs';
+import { MiB, handNode, fileStatus, nodeStatus, until, startCoordinators } from './nodes.mjs';
 
 const HOUR = 3_600_000;
 const RATE = 0.02;
@@ -20,7 +20,7 @@ let file;
 let cid;
 
 before(async () => {
-  coord = await startServer({
+  coord = await startCoordinators({
     ...TEST_CLOCK,
     PEERVAULT_REPLICAS: 1,
     PEERVAULT_NETWORK_TICK_SECS: 1,

@@ -6,23 +6,55 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { post, request, binaryPath, sleep, newUserWithToken, dashboard, deviceToken, onboard } from '../api/harness.mjs';
+import crypto from 'node:crypto';
+import {
+  post, request, binaryPath, sleep, newUserWithToken, dashboard, deviceToken, onboard, startServer, sharedStorage, onPostgres, onS3,
+} from '../api/harness.mjs';
 
 export const MiB = 1024 * 1024;
 export const SETTLE_MS = 60_000;
 
+/** How many coordinator instances a suite runs (make test-network: 1 on SQLite, 2 on PostgreSQL + S3). */
+export const COORDINATORS = Number(process.env.PEERVAULT_TEST_COORDINATORS ?? 1);
+
+/**
+ * The coordinator of a network suite: one server, or COORDINATORS instances
+ * sharing one database, one bucket and the JWT secret. The first is
+ * returned (clients talk to it); nodes are spread over all of them, the
+ * first node on the last instance (see `nodeBase`); `stop` stops them all.
+ */
+export async function startCoordinators(env) {
+  if (COORDINATORS === 1) return startServer(env);
+  assert.ok(onPostgres && onS3, 'several coordinators share PostgreSQL and S3 (scripts/with-postgres.sh, scripts/with-s3.sh)');
+  const shared = { ...sharedStorage(), PEERVAULT_JWT_SECRET: crypto.randomBytes(32).toString('hex'), ...env };
+  const all = await Promise.all(Array.from({ length: COORDINATORS }, () => startServer(shared)));
+  const [first] = all;
+  const stops = all.map((s) => s.stop);
+  first.peers = all;
+  first.placed = 0;
+  first.stop = () => Promise.all(stops.map((stop) => stop()));
+  return first;
+}
+
+/** The address a new node is told: the coordinators' in turn, from the last. */
+function nodeBase(coord) {
+  if (!coord.peers) return coord.base;
+  coord.placed += 1;
+  return coord.peers[coord.peers.length - (coord.placed % coord.peers.length) - 1].base;
+}
+
 /** Starts `peervault node` for `user` (its data dir kept across restarts when given). */
-export function startNode(coord, user, peerId, { dir, pledgeMb = 100 } = {}) {
+export function startNode(coord, user, peerId, { dir, pledgeMb = 100, base = nodeBase(coord) } = {}) {
   const dataDir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'pv-node-'));
   const proc = spawn(binaryPath(), [
-    'node', '--coordinator', coord.base, '--username', user.username, '--peer-id', peerId,
+    'node', '--coordinator', base, '--username', user.username, '--peer-id', peerId,
     '--data-dir', dataDir, '--pledge-mb', String(pledgeMb), '--heartbeat-secs', '600',
   ], { env: { ...process.env, RUST_LOG: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
   const err = [];
   proc.stderr.on('data', (c) => err.push(c));
   const exited = new Promise((resolve) => proc.on('exit', resolve));
   return {
-    user, peerId, dir: dataDir, proc, exited, log: () => Buffer.concat(err).toString('utf8'),
+    user, peerId, dir: dataDir, base, proc, exited, log: () => Buffer.concat(err).toString('utf8'),
     async kill() { proc.kill('SIGKILL'); await exited; },
   };
 }

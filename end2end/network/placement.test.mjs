@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer, post, request, assertJson, MSG, newUserWithToken, deviceToken, uploadFile, sleep } from '../api/harness.mjs';
-import { MiB, SETTLE_MS, startNodes, held, carOf, fileStatus, stored } from './nodes.mjs';
+import { post, request, assertJson, MSG, newUserWithToken, deviceToken, uploadFile, sleep } from '../api/harness.mjs';
+import { MiB, SETTLE_MS, startNodes, held, carOf, fileStatus, stored, startCoordinators } from './nodes.mjs';
 
 const REPLICAS = 3;
 const NODES = 4;
@@ -19,7 +19,7 @@ let coord;
 let nodes = [];
 
 before(async () => {
-  coord = await startServer({ PEERVAULT_REPLICAS: REPLICAS, PEERVAULT_NETWORK_TICK_SECS: 1, PEERVAULT_NODE_OFFLINE_SECS: 30 });
+  coord = await startCoordinators({ PEERVAULT_REPLICAS: REPLICAS, PEERVAULT_NETWORK_TICK_SECS: 1, PEERVAULT_NODE_OFFLINE_SECS: 30 });
   nodes = await startNodes(coord, NODES);
 });
 

@@ -1,19 +1,24 @@
 // Serving from the network (issue 12, PEERVAULT_KEEP_LOCAL_COPY=false):
 // once an object's replicas are stored and audited the coordinator drops
 // its own copy, and downloads, Range requests and ?format=car come from a
-// node, checked block by block. Two holders: a node driven by hand (it
-// holds the oldest replica, so it is asked first) and a real
-// `peervault node`. The hand node lies or dies mid-stream; the download
-// still completes from the other node, byte for byte, and with every holder
-// offline the answer is a 503.
+// node, checked block by block. Three holders: a node driven by hand (it
+// holds the oldest replica, so it is asked first) and two real
+// `peervault node`s. The hand node lies or dies mid-stream; the download
+// still completes from another node, byte for byte, and with every holder
+// offline the answer is a 503. With two coordinators (make test-network on
+// PostgreSQL + S3) the hand node and one real node poll the first, the
+// other real node the second: a download at the first whose only online
+// holder polls the second is restored into the shared bucket by the second.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import {
-  startServer, request, post, assertJson, newUserWithToken, uploadFile, downloadLink, advanceClock, TEST_CLOCK, hasObject,
+  request, post, assertJson, newUserWithToken, uploadFile, downloadLink, advanceClock, TEST_CLOCK, hasObject,
 } from '../api/harness.mjs';
-import { MiB, startNodes, handNode, carOf, fileStatus, nodeStatus, stored, until } from './nodes.mjs';
+import { MiB, COORDINATORS, startNodes, handNode, carOf, fileStatus, nodeStatus, stored, until, startCoordinators } from './nodes.mjs';
+
+const REPLICAS = 3;
 
 let coord;
 let hand;
@@ -50,10 +55,13 @@ const linkPath = async (suffix = '') => {
 };
 const download = async (opts = {}, suffix = '') => request(coord, 'GET', await linkPath(suffix), { timeout: 60_000, ...opts });
 
-/** POSTs `body` to /node/deliver/{id} as the hand node; with `cutAfter`, sends that much and drops the connection. */
-function deliver(id, body, { cutAfter } = {}) {
+/**
+ * POSTs `body` to /node/deliver/{id} as the hand node (to the instance at
+ * `base`); with `cutAfter`, sends that much and drops the connection.
+ */
+function deliver(id, body, { cutAfter, base = coord.base } = {}) {
   return new Promise((resolve) => {
-    const url = new URL(`/node/deliver/${id}`, coord.base);
+    const url = new URL(`/node/deliver/${id}`, base);
     const req = http.request({
       method: 'POST', hostname: url.hostname, port: url.port, path: url.pathname,
       headers: { authorization: hand.device, 'content-type': 'application/vnd.ipld.car', 'content-length': body.length },
@@ -77,16 +85,17 @@ function deliver(id, body, { cutAfter } = {}) {
 }
 
 before(async () => {
-  coord = await startServer({
+  coord = await startCoordinators({
     ...TEST_CLOCK,
     PEERVAULT_KEEP_LOCAL_COPY: 'false',
-    PEERVAULT_REPLICAS: 2,
+    PEERVAULT_REPLICAS: REPLICAS,
     PEERVAULT_NETWORK_TICK_SECS: 1,
     PEERVAULT_NODE_OFFLINE_SECS: 30,
     PEERVAULT_REPAIR_AFTER_SECS: 864_000,
     PEERVAULT_AUDIT_INTERVAL_SECS: 3600,
     PEERVAULT_AUDIT_DEADLINE_SECS: 600,
     PEERVAULT_RETRIEVE_WAIT_SECS: 5,
+    PEERVAULT_RESTORED_KEEP_SECS: 60,
   });
   hand = await handNode(coord, 1000); // the most room: it gets the first replica
   await hand.work();
@@ -99,7 +108,7 @@ before(async () => {
   storeTask = store.id;
   assert.equal((await hand.fetch(cid)).status, 200);
   assertJson(await hand.done(store.id), 200, { message: 'Task done' });
-  await stored(coord, alice.token, cid, 2, real);
+  await stored(coord, alice.token, cid, REPLICAS, real);
 });
 
 after(async () => {
@@ -108,7 +117,7 @@ after(async () => {
 });
 
 describe('PEERVAULT_KEEP_LOCAL_COPY=false', () => {
-  it('once both replicas passed an audit, the coordinator\'s copy is gone from its blob store', async () => {
+  it('once every replica passed an audit, the coordinator\'s copy is gone from its blob store', async () => {
     assert.equal((await fileStatus(coord, alice.token, cid)).json.localCopy, true);
     assert.ok(await hasObject(coord.dataDir, cid));
     const now = await advanceClock(coord, 3_600_000 + 1000);
@@ -119,14 +128,14 @@ describe('PEERVAULT_KEEP_LOCAL_COPY=false', () => {
     assertJson(await hand.proof(audit.id, leaf), 200, { message: 'Proof accepted' });
     const s = await until(async () => (await fileStatus(coord, alice.token, cid)).json,
       (st) => st.localCopy === false && st.replicas.every((r) => r.lastAuditOk && r.lastAuditAt >= now));
-    assert.equal(s.stored, 2);
+    assert.equal(s.stored, REPLICAS);
     assert.equal(await hasObject(coord.dataDir, cid), false, 'no object in the blob store');
   });
 
   it('a download, a Range request and ?format=car are served through a node, identical to the original', async () => {
     // The hand node goes quiet (the clock moves past the offline time): the real node serves.
     await advanceClock(coord, 31_000);
-    await until(async () => (await nodeStatus(coord, alice.token)).network.nodesOnline, (n) => n === 2);
+    await until(async () => (await nodeStatus(coord, alice.token)).network.nodesOnline, (n) => n === real.length);
     const whole = await download();
     assert.equal(whole.status, 200);
     assert.ok(whole.raw.equals(file), 'the whole file');
@@ -183,6 +192,43 @@ describe('PEERVAULT_KEEP_LOCAL_COPY=false', () => {
     assertJson(await as(retrieveTasks[0], hand.user.token), 403, { message: 'Node calls need a device token (from /android_auth)' });
     assert.deepEqual((await fileStatus(coord, alice.token, cid)).json, before);
   });
+
+  it('a download at an instance no online holder polls: the holder delivers to its own, which restores the copy into the shared bucket',
+    { skip: COORDINATORS === 1 && 'one coordinator' }, async () => {
+      const near = real.find((n) => n.base === coord.base);
+      const far = real.find((n) => n.base !== coord.base);
+      assert.ok(near && far, 'one real node on each instance');
+      // A corrupted CAR delivered to the other instance: checked there as
+      // here, refused, nothing restored; the download goes on from the next holder.
+      await hand.work();
+      const pending = download();
+      const task = await taskOf(hand, 'retrieve');
+      const bad = Buffer.from(car);
+      bad[car.length - 1000] ^= 0x01;
+      assertJson(await deliver(task.id, bad, { base: far.base }), 422, { message: 'Delivery does not match the object' });
+      const got = await pending;
+      assert.equal(got.status, 200);
+      assert.ok(got.raw.equals(file), 'every byte right');
+      assert.equal(await hasObject(coord.dataDir, cid), false, 'nothing restored from the lie');
+      assert.equal((await fileStatus(coord, alice.token, cid)).json.localCopy, false);
+
+      await near.kill();
+      await advanceClock(coord, 31_000); // the hand node and the killed one are offline
+      await until(async () => (await nodeStatus(coord, alice.token)).network.nodesOnline, (n) => n === 1);
+      const whole = await download();
+      assert.equal(whole.status, 200);
+      assert.ok(whole.raw.equals(file), 'the whole file');
+      assert.match(far.log(), /task done task="\d+" kind="retrieve"/, 'delivered by the node on the other instance');
+      assert.equal((await fileStatus(coord, alice.token, cid)).json.localCopy, true);
+      assert.ok(await hasObject(coord.dataDir, cid), 'restored into the bucket');
+      const part = await download({ headers: { Range: 'bytes=5-2000000' } });
+      assert.equal(part.status, 206);
+      assert.ok(part.raw.equals(file.subarray(5, 2_000_001)), 'a range of the restored copy');
+      // Kept RESTORED_KEEP_SECS, then released again.
+      await advanceClock(coord, 61_000);
+      await until(async () => (await fileStatus(coord, alice.token, cid)).json.localCopy, (l) => l === false);
+      assert.equal(await hasObject(coord.dataDir, cid), false, 'released again');
+    });
 
   it('with every holder offline: 503 {"message":"Content temporarily unavailable"}', async () => {
     for (const n of real) await n.kill();

@@ -8,8 +8,8 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { startServer, newUserWithToken, uploadFile } from '../api/harness.mjs';
-import { MiB, startNodes, startNode, held, carPath, carOf, fileStatus, nodeStatus, stored, until } from './nodes.mjs';
+import { newUserWithToken, uploadFile } from '../api/harness.mjs';
+import { MiB, startNodes, startNode, held, carPath, carOf, fileStatus, nodeStatus, stored, until, startCoordinators } from './nodes.mjs';
 
 const REPLICAS = 3;
 
@@ -19,7 +19,7 @@ let alice;
 const objects = [];
 
 before(async () => {
-  coord = await startServer({
+  coord = await startCoordinators({
     PEERVAULT_REPLICAS: REPLICAS,
     PEERVAULT_NETWORK_TICK_SECS: 1,
     PEERVAULT_NODE_OFFLINE_SECS: 4, // polls wait at most 1.3 s
@@ -73,7 +73,7 @@ describe('a node killed with SIGKILL', () => {
 
   it('when it comes back, its stale copies get drop tasks; every other copy stays', async () => {
     const others = new Map(nodes.filter((n) => n !== dead).map((n) => [n, held(n)]));
-    const back = startNode(coord, dead.user, dead.peerId, { dir: dead.dir });
+    const back = startNode(coord, dead.user, dead.peerId, { dir: dead.dir, base: dead.base });
     back.id = dead.id;
     nodes[nodes.indexOf(dead)] = back;
     await until(async () => held(back), (files) => files.length === 0, (f) => `${f}\n${back.log()}`);

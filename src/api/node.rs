@@ -50,7 +50,7 @@ pub async fn work(State(state): State<AppState>, Auth(who): Auth, body: JsonObje
     };
     let free = match body.number("freeBytes") {
         Numeric::Missing => 0,
-        Numeric::Value(v) if v >= 0.0 && v <= 9.0e15 => v as i64,
+        Numeric::Value(v) if (0.0..=9.0e15).contains(&v) => v as i64,
         _ => return Err(AppError::bad_request("freeBytes must be a number of bytes").into()),
     };
     Ok(Json(WorkResponse { tasks: network::work(&state, &who, wait, free).await? }))

@@ -70,10 +70,11 @@ pub async fn work(state: &Services, who: &Principal, wait_secs: f64, free_bytes:
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait_secs.clamp(0.0, max_wait_secs(state)));
     // The node's opaque id, should this be its first poll.
     let new_node_id = crate::util::random_hex(8);
+    // Once per poll: a poll lasts at most a third of the offline time.
+    state.db.node_polled(who.user_id, &new_node_id, free_bytes, state.clock.now_ms(), &state.instance).await?;
     loop {
         // Registered before the look, so a task made meanwhile wakes this poll.
         let woken = state.network_wake.notified();
-        state.db.node_polled(who.user_id, &new_node_id, free_bytes, state.clock.now_ms(), &state.instance).await?;
         let tasks = state.db.open_tasks(who.user_id).await?;
         if !tasks.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(tasks.into_iter().map(Task::from).collect());
@@ -251,7 +252,7 @@ pub async fn place_round(state: &Services) -> AppResult<u64> {
         }
     }
     if !state.settings.keep_local_copy {
-        for cid in state.db.releasable_copies(state.settings.replicas, 100).await? {
+        for cid in state.db.releasable_copies(state.settings.replicas, 100, state.clock.now_ms()).await? {
             release_local_copy(state, &cid).await?;
         }
     }
@@ -269,7 +270,7 @@ async fn release_local_copy(state: &Services, cid: &str) -> AppResult<()> {
     let _guard = state.cid_locks.lock(&state.db, cid).await?;
     let Some(size) = state.db.blob_size(cid).await? else { return Ok(()) };
     download::index_of(state, cid, size.max(0) as u64).await?;
-    if state.db.drop_local_copy(cid).await? {
+    if state.db.drop_local_copy(cid, state.clock.now_ms()).await? {
         let (blobs, key) = (state.blobs.clone(), cid.to_owned());
         tokio::task::spawn_blocking(move || blobs.remove(&key)).await.map_err(AppError::internal)?.map_err(AppError::storage)?;
         tracing::info!(%cid, "local copy removed: served from the network");

@@ -129,9 +129,12 @@ impl Backend {
 /// or `&mut *tx`); evaluates to its id. Every kind of task is made here.
 macro_rules! insert_task {
     ($exec:expr, $node:expr, $placement:expr, $kind:expr, $cid:expr, $size:expr, $now:expr) => {
+        insert_task!($exec, $node, $placement, $kind, $cid, $size, $now, None::<&str>)
+    };
+    ($exec:expr, $node:expr, $placement:expr, $kind:expr, $cid:expr, $size:expr, $now:expr, $instance:expr) => {
         sqlx::query(
-            "INSERT INTO tasks (node_user, placement_id, kind, cid, size, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 'open', $6) RETURNING id",
+            "INSERT INTO tasks (node_user, placement_id, kind, cid, size, state, created_at, instance) \
+             VALUES ($1, $2, $3, $4, $5, 'open', $6, $7) RETURNING id",
         )
         .bind($node)
         .bind($placement)
@@ -139,6 +142,7 @@ macro_rules! insert_task {
         .bind($cid)
         .bind($size)
         .bind($now)
+        .bind($instance)
         .fetch_one($exec)
         .await?
         .get::<i64, _>(0)
@@ -183,7 +187,7 @@ pub use accounts::{AccountRow, Credentials, InsertUser, TokenSubject};
 pub use audits::{storage_coins, AuditRow, AuditRules, AuditTally, DueAudit, NetworkFigures, NodeFigures, Settled, StorageCredit, Verdict};
 pub use devices::{DashboardRow, HeartbeatState, LedgerDay, TrafficDay};
 pub use files::{FileRow, InsertFile, NewFile};
-pub use network::{Finished, HolderRow, PlacementRow, TaskRow};
+pub use network::{Finished, HolderRow, NodeTaskRow, PlacementRow, TaskRow};
 pub use resets::{EmailOwner, ResetRow};
 
 impl Db {

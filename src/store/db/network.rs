@@ -26,6 +26,17 @@ pub struct PlacementRow {
 }
 
 /// A stored replica a download can be served from.
+/// A task as the node that has it sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NodeTaskRow {
+    pub kind: String,
+    pub state: String,
+    pub cid: String,
+    pub size: i64,
+    /// Retrieve tasks: the instance whose download waits for it.
+    pub instance: Option<String>,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HolderRow {
     pub placement_id: i64,
@@ -290,29 +301,73 @@ impl Db {
         })
     }
 
-    /// Gives the holder a `retrieve` task for `cid`; returns its id.
-    pub async fn open_retrieve(&self, holder: &HolderRow, cid: &str, now: i64) -> Result<i64, sqlx::Error> {
+    /// Gives the holder a `retrieve` task for `cid`, for a download waiting
+    /// at `instance`; returns its id.
+    pub async fn open_retrieve(&self, holder: &HolderRow, cid: &str, now: i64, instance: &str) -> Result<i64, sqlx::Error> {
         with_pool!(self, pool => {
-            Ok(insert_task!(pool, holder.node_user, holder.placement_id, "retrieve", cid, holder.size, now))
+            Ok(insert_task!(pool, holder.node_user, holder.placement_id, "retrieve", cid, holder.size, now, Some(instance)))
         })
     }
 
-    /// The kind and state of the node's task `id`.
-    pub async fn task_of(&self, user_id: i64, id: i64) -> Result<Option<(String, String)>, sqlx::Error> {
+    /// The node's task `id`.
+    pub async fn task_of(&self, user_id: i64, id: i64) -> Result<Option<NodeTaskRow>, sqlx::Error> {
         with_pool!(self, pool => {
-            Ok(sqlx::query("SELECT kind, state FROM tasks WHERE id = $1 AND node_user = $2")
+            sqlx::query_as("SELECT kind, state, cid, size, instance FROM tasks WHERE id = $1 AND node_user = $2")
                 .bind(id)
                 .bind(user_id)
+                .fetch_optional(pool)
+                .await
+        })
+    }
+
+    /// The state of task `id` and its progress count (see [`Db::touch_restore`]).
+    pub async fn task_state(&self, id: i64) -> Result<Option<(String, i64)>, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query("SELECT state, progress FROM tasks WHERE id = $1")
+                .bind(id)
                 .fetch_optional(pool)
                 .await?
                 .map(|r| (r.get(0), r.get(1))))
         })
     }
 
-    /// Ends an open task as `state` (done, failed, cancelled).
+    /// Ends an open (or restoring) task as `state` (done, failed, cancelled).
     pub async fn end_task(&self, id: i64, state: &str) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => {
-            sqlx::query("UPDATE tasks SET state = $2 WHERE id = $1 AND state = 'open'").bind(id).bind(state).execute(pool).await.map(|_| ())
+            sqlx::query("UPDATE tasks SET state = $2 WHERE id = $1 AND state IN ('open', 'restoring')")
+                .bind(id)
+                .bind(state)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    /// Claims open retrieve task `id` for restoring here, or counts that it
+    /// is still being read (the waiting instance sees the count move);
+    /// false when it is not open (`claim`) or no longer restoring.
+    pub async fn touch_restore(&self, id: i64, claim: bool) -> Result<bool, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query("UPDATE tasks SET state = 'restoring', progress = progress + 1 WHERE id = $1 AND state = $2")
+                .bind(id)
+                .bind(if claim { "open" } else { "restoring" })
+                .execute(pool)
+                .await?
+                .rows_affected()
+                > 0)
+        })
+    }
+
+    /// The coordinator keeps a copy of `cid` again (restored from a node), at least until `until`.
+    pub async fn restore_local_copy(&self, cid: &str, until: i64) -> Result<bool, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query("UPDATE blobs SET local_copy = TRUE, local_until = $2 WHERE cid = $1")
+                .bind(cid)
+                .bind(until)
+                .execute(pool)
+                .await?
+                .rows_affected()
+                > 0)
         })
     }
 
@@ -324,10 +379,11 @@ impl Db {
     }
 
     /// Marks the coordinator's copy of `cid` gone; false if it already was.
-    pub async fn drop_local_copy(&self, cid: &str) -> Result<bool, sqlx::Error> {
+    pub async fn drop_local_copy(&self, cid: &str, now: i64) -> Result<bool, sqlx::Error> {
         with_pool!(self, pool => {
-            Ok(sqlx::query("UPDATE blobs SET local_copy = FALSE WHERE cid = $1 AND local_copy")
+            Ok(sqlx::query("UPDATE blobs SET local_copy = FALSE WHERE cid = $1 AND local_copy AND local_until <= $2")
                 .bind(cid)
+                .bind(now)
                 .execute(pool)
                 .await?
                 .rows_affected()
@@ -337,14 +393,15 @@ impl Db {
 
     /// Objects the coordinator still keeps that have `replicas` stored
     /// replicas whose last audit passed (at most `limit`).
-    pub async fn releasable_copies(&self, replicas: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    pub async fn releasable_copies(&self, replicas: i64, limit: i64, now: i64) -> Result<Vec<String>, sqlx::Error> {
         with_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT b.cid FROM blobs b WHERE b.local_copy AND (SELECT COUNT(*) FROM placements p \
+                "SELECT b.cid FROM blobs b WHERE b.local_copy AND b.local_until <= $3 AND (SELECT COUNT(*) FROM placements p \
                  WHERE p.cid = b.cid AND p.state = 'stored' AND p.last_audit_ok) >= $1 ORDER BY b.created_at LIMIT $2",
             )
             .bind(replicas)
             .bind(limit)
+            .bind(now)
             .fetch_all(pool)
             .await?;
             Ok(rows.into_iter().map(|r| r.get(0)).collect())
