@@ -113,6 +113,12 @@ token=$(post /login "{\"username\":\"$user\",\"password\":\"$password\"}" \
 # --workers 1: one request at a time, in a reproducible order.
 # --continue-on-failure: every distinct failure of an operation, not just its first.
 # --output-truncate false: failures show whole bodies and schemas.
+# --exclude-path-regex '^/uploads': the tus routes are documented but not
+#   fuzzed: tus ties headers together in ways a schema cannot say (one of
+#   Upload-Length and Upload-Defer-Length, an offset that must equal the
+#   upload's, a body no longer than the length, a checksum of the body), so
+#   valid-looking requests are rightly refused with 412/413/460. Their
+#   protocol is held to the spec by end2end/api/tus.test.mjs instead.
 args=(
   run "$base/openapi.json"
   --checks all
@@ -124,6 +130,7 @@ args=(
   --continue-on-failure
   --request-timeout 30
   --header "Authorization: $token"
+  --exclude-path-regex '^/uploads'
   --report junit --report-junit-path "$junit"
   --output-truncate false
   --no-color

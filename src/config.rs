@@ -113,6 +113,9 @@ pub struct Settings {
     /// Seconds a copy restored from a node (for a download waiting at
     /// another coordinator instance) is kept before it may be released again.
     pub restored_keep_secs: i64,
+    /// Seconds a resumable upload (`/uploads`) may take from its creation
+    /// before it expires and what it received is removed.
+    pub upload_expiry_secs: i64,
 }
 
 impl Default for Settings {
@@ -163,6 +166,7 @@ impl Default for Settings {
             keep_local_copy: true,
             retrieve_wait_secs: 10,
             restored_keep_secs: 3600,
+            upload_expiry_secs: 24 * 3600,
         }
     }
 }
@@ -257,6 +261,7 @@ impl Settings {
             ("storage_coin_rate", self.storage_coin_rate.is_finite() && self.storage_coin_rate >= 0.0),
             ("retrieve_wait_secs", self.retrieve_wait_secs > 0),
             ("restored_keep_secs", self.restored_keep_secs >= 0),
+            ("upload_expiry_secs", self.upload_expiry_secs > 0),
         ];
         match positive.iter().find(|(_, ok)| !ok) {
             Some((name, _)) => Err(format!("setting {name} is out of range")),

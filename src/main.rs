@@ -217,6 +217,7 @@ async fn serve() -> Result<(), String> {
     };
     let state = AppState::new(Inner { leptos_options: leptos_options.clone(), services });
     tokio::spawn(peervault::service::network::run_loop(state.clone()));
+    tokio::spawn(peervault::service::uploads::run_sweeper(state.clone()));
 
     let routes = generate_route_list(App);
     let header_read_timeout = Duration::from_secs(state.settings.header_read_timeout_secs);
@@ -252,6 +253,17 @@ async fn remove_orphans(db: &Db, blobs: &Arc<dyn BlobStore>) -> Result<(), Strin
     .await?;
     let mut removed = 0;
     for key in keys {
+        // A part of a resumable upload: kept while the upload is.
+        if let Some(upload) = peervault::service::uploads::upload_of_key(&key) {
+            if db.upload(upload).await.map_err(|e| format!("database: {e}"))?.is_some() {
+                continue;
+            }
+            let blobs = blobs.clone();
+            let what = format!("cannot remove orphan upload part {key}");
+            blocking(move || blobs.remove(&key).map_err(|e| format!("{what}: {e}"))).await?;
+            removed += 1;
+            continue;
+        }
         if db.blob_exists(&key).await.map_err(|e| format!("database: {e}"))? {
             continue;
         }

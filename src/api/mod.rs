@@ -10,6 +10,7 @@ pub mod node;
 pub mod openapi;
 pub mod reset;
 pub mod testing;
+pub mod tus;
 
 use crate::error::{AppError, ErrorKind};
 use crate::service::{accounts, bandwidth, devices, uptime};
@@ -48,6 +49,7 @@ pub fn router() -> Router<AppState> {
         .route("/node_status", post(node::node_status))
         .route("/send_reset_email", post(reset::send_reset_email))
         .route("/verify_otp", post(reset::verify_otp))
+        .merge(tus::router())
 }
 
 /// An error as the JSON routes answer it: the contract's exact message for

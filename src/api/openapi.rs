@@ -16,7 +16,8 @@ use utoipa::{Modify, OpenApi};
     paths(healthz, register, login, android_auth, dashboard, onboarding, active_time, rateinout,
         files::upload_file, files::get_file_list, files::download_file, files::delete_file, gateway::ipfs,
         reset::send_reset_email, reset::verify_otp,
-        node::file_status, node::work, node::done, node::failed, node::content, node::proof, node::deliver, node::node_status),
+        node::file_status, node::work, node::done, node::failed, node::content, node::proof, node::deliver, node::node_status,
+        tus::options, tus::create, tus::head, tus::patch, tus::terminate),
     components(schemas(Message, TokenResponse, Health, RegisterRequest, LoginRequest, AndroidAuthRequest,
         DashboardResponse, OnboardingRequest, ActiveTimeRequest, RateInOutRequest,
         files::UploadResponse, files::Web3, files::UploadForm, files::FileEntry, files::CidRequest, files::UrlResponse,
@@ -38,6 +39,13 @@ impl Modify for TokenAuth {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "Authorization",
                 "The JWT from /login or /android_auth, raw or as `Bearer <JWT>`.",
+            ))),
+        );
+        components.add_security_scheme(
+            "session cookie",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(ApiKeyValue::with_description(
+                "peervault_session",
+                "The web UI's session (resumable uploads from the /files page); needs `Tus-Resumable`, which no cross-site form can send.",
             ))),
         );
     }

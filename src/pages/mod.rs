@@ -23,7 +23,8 @@ pub mod ssr {
     use axum::http::{header, HeaderValue};
     use leptos::prelude::*;
 
-    pub const SESSION_COOKIE: &str = "peervault_session";
+    pub use crate::transport::SESSION_COOKIE;
+    use crate::transport::cookie_value;
 
     pub fn state() -> AppResult<AppState> {
         use_context::<AppState>().ok_or_else(|| AppError::internal("AppState missing from context"))
@@ -47,17 +48,6 @@ pub mod ssr {
         let parts = request_parts().await?;
         let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
         Ok(crate::transport::client_addr(&parts.headers, peer, state()?.settings.trust_proxy_headers))
-    }
-
-    fn cookie_value(headers: &http::HeaderMap, name: &str) -> Option<String> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_owned())
     }
 
     /// A request's session, worked out once by [`session_layer`] and read

@@ -62,6 +62,15 @@ pub struct Ingested {
     index: Vec<u8>,
 }
 
+impl Ingested {
+    /// A file whose bytes were staged and whose tree was built elsewhere
+    /// (a resumable upload's parts, put together).
+    pub fn assembled(staged: Box<dyn Staged>, imported: &content::Imported, car_cid: ContentCid) -> Self {
+        let index = content::BlockIndex::of(imported).encode();
+        Self { staged, cid: imported.root.clone(), car_cid, size: imported.size, index }
+    }
+}
+
 /// What an accepted upload answers.
 #[derive(Debug, Clone)]
 pub struct Uploaded {

@@ -15,6 +15,7 @@ pub mod reset;
 pub mod retrieve;
 pub mod throttle;
 pub mod tokens;
+pub mod uploads;
 pub mod uptime;
 
 use tokens::TokenKind;

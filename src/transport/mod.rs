@@ -8,8 +8,28 @@
 pub mod multipart;
 pub mod server;
 
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap};
 use std::net::SocketAddr;
+
+/// The name of the web session's cookie (an HttpOnly user token).
+pub const SESSION_COOKIE: &str = "peervault_session";
+
+/// The value of cookie `name` in `headers`.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The token of the web session's cookie, if the request carries one.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, SESSION_COOKIE)
+}
 
 /// The client's address, for throttling and the log: the TCP peer, or the
 /// first `X-Forwarded-For` hop when `trust_proxy` is on.

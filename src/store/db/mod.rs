@@ -182,6 +182,7 @@ mod files;
 mod network;
 mod resets;
 mod throttle;
+mod uploads;
 
 pub use accounts::{AccountRow, Credentials, InsertUser, TokenSubject};
 pub use audits::{storage_coins, AuditRow, AuditRules, AuditTally, DueAudit, NetworkFigures, NodeFigures, Settled, StorageCredit, Verdict};
@@ -189,6 +190,7 @@ pub use devices::{DashboardRow, HeartbeatState, LedgerDay, TrafficDay};
 pub use files::{FileRow, InsertFile, NewFile};
 pub use network::{Finished, HolderRow, NodeTaskRow, PlacementRow, TaskRow};
 pub use resets::{EmailOwner, ResetRow};
+pub use uploads::{Appended, NewUpload, UploadRow};
 
 impl Db {
     /// Opens (creating if needed) the database and applies the migrations.
@@ -307,7 +309,7 @@ mod tests {
 
     /// Migrations written per backend on purpose (random functions differ);
     /// both sets must still have them.
-    const BACKEND_SPECIFIC: &[&str] = &["0006_account_nonce_and_revoked_sessions.sql", "0007_block_index.sql"];
+    const BACKEND_SPECIFIC: &[&str] = &["0006_account_nonce_and_revoked_sessions.sql", "0007_block_index.sql", "0012_uploads.sql"];
 
     /// The two migration sets differ only in how a row id is generated.
     #[test]

@@ -1,0 +1,357 @@
+// Resumable uploads (issue 13): the tus 1.0.0 protocol at /uploads, each
+// extension (creation, creation-with-upload, creation-defer-length,
+// termination, expiration, checksum) over HTTP against the release build,
+// every error case with its status, its JSON message and a check that it
+// changed nothing. The stored file (cid, carCid, name, type, size, bytes)
+// is the one POST /upload_file stores for the same bytes, and the CIDs are
+// ipfs-car's. Runs on SQLite + local files and on PostgreSQL + S3.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  REPO_ROOT, startServer, request, assertJson, newUserWithToken, uploadFile, fileList, downloadLink, advanceClock, TEST_CLOCK, sleep,
+} from './harness.mjs';
+
+const MiB = 1024 * 1024;
+const IPFS_CAR = path.join(REPO_ROOT, 'node_modules/.bin/ipfs-car');
+const TUS = { 'tus-resumable': '1.0.0' };
+const OCTETS = { ...TUS, 'content-type': 'application/offset+octet-stream' };
+const NOT_FOUND = { message: 'Upload not found' };
+const b64 = (s) => Buffer.from(s).toString('base64');
+const meta = (name, type) => `filename ${b64(name)}${type ? `,filetype ${b64(type)}` : ''}`;
+
+let server;
+let small; // quota 3 MiB, files at most 2 MiB, uploads expire in an hour, a movable clock
+let alice;
+let bob;
+let work;
+
+before(async () => {
+  [server, small] = await Promise.all([
+    startServer(),
+    startServer({
+      ...TEST_CLOCK, PEERVAULT_USER_QUOTA_BYTES: 3 * MiB, PEERVAULT_MAX_FILE_BYTES: 2 * MiB, PEERVAULT_UPLOAD_EXPIRY_SECS: 3600,
+    }),
+  ]);
+  alice = await newUserWithToken(server);
+  bob = await newUserWithToken(server);
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-tus-'));
+});
+
+after(async () => {
+  await Promise.all([server?.stop(), small?.stop()]);
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+/** ipfs-car's CID and CAR CID of `bytes`. */
+function ipfsCar(bytes) {
+  const file = path.join(work, `f-${crypto.randomBytes(4).toString('hex')}`);
+  fs.writeFileSync(file, bytes);
+  const run = (args) => execFileSync(IPFS_CAR, args, { encoding: 'utf8' }).trim();
+  const cid = run(['pack', file, '--no-wrap', '-o', `${file}.car`]).split('\n').pop().trim();
+  return { cid, carCid: run(['hash', `${file}.car`]) };
+}
+
+const create = (srv, token, headers = {}, body) => request(srv, 'POST', '/uploads', { token, headers: { ...TUS, ...headers }, body });
+const head = (srv, token, loc, headers = TUS) => request(srv, 'HEAD', loc, { token, headers });
+const patch = (srv, token, loc, offset, body, headers = {}) => request(srv, 'PATCH', loc, {
+  token, body, headers: { ...OCTETS, 'upload-offset': String(offset), ...headers },
+});
+
+/** Creates an upload of `length` bytes named `name`; returns its location. */
+async function created(srv, token, length, name = 'f.bin', type) {
+  const res = await create(srv, token, { 'upload-length': String(length), 'upload-metadata': meta(name, type) });
+  assert.equal(res.status, 201, res.text);
+  assert.match(res.headers.location, /^\/uploads\/[0-9a-f]{32}$/);
+  return res.headers.location;
+}
+
+/** HEAD's offset, asserting 200. */
+async function offsetOf(srv, token, loc) {
+  const res = await head(srv, token, loc);
+  assert.equal(res.status, 200, `HEAD ${loc}: ${res.status}`);
+  return Number(res.headers['upload-offset']);
+}
+
+/** Asserts an error answer: status, exact JSON message, the tus header. */
+function refused(res, status, message) {
+  assertJson(res, status, { message });
+  assert.equal(res.headers['tus-resumable'], '1.0.0');
+}
+
+describe('discovery and the protocol version', () => {
+  it('OPTIONS says the version, the extensions, the size limit and the checksums, without a token', async () => {
+    for (const p of ['/uploads', '/uploads/0123456789abcdef0123456789abcdef']) {
+      const res = await request(server, 'OPTIONS', p);
+      assert.equal(res.status, 204);
+      assert.equal(res.headers['tus-version'], '1.0.0');
+      assert.equal(res.headers['tus-resumable'], '1.0.0');
+      assert.deepEqual(res.headers['tus-extension'].split(',').sort(),
+        ['checksum', 'creation', 'creation-defer-length', 'creation-with-upload', 'expiration', 'termination']);
+      assert.equal(res.headers['tus-checksum-algorithm'], 'sha1,sha256');
+      assert.match(res.headers['tus-max-size'], /^\d+$/);
+    }
+    assert.equal((await request(small, 'OPTIONS', '/uploads')).headers['tus-max-size'], String(2 * MiB));
+  });
+
+  it('a request without Tus-Resumable: 1.0.0 is refused with 412 and the version spoken, and creates nothing', async () => {
+    const loc = await created(server, alice.token, 10);
+    for (const version of [undefined, '0.2.2', '1.0']) {
+      const headers = version ? { 'tus-resumable': version } : {};
+      const res = await request(server, 'POST', '/uploads', { token: alice.token, headers: { ...headers, 'upload-length': '5', 'upload-metadata': meta('x') } });
+      refused(res, 412, 'Tus-Resumable: 1.0.0 is required');
+      assert.equal(res.headers['tus-version'], '1.0.0');
+      const p = await request(server, 'PATCH', loc, { token: alice.token, body: 'hello', headers: { ...headers, 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' } });
+      refused(p, 412, 'Tus-Resumable: 1.0.0 is required');
+    }
+    assert.equal(await offsetOf(server, alice.token, loc), 0);
+  });
+
+  it('no token, a forged token: 401, nothing created', async () => {
+    const before = await fileList(server, alice.token);
+    refused(await create(server, undefined, { 'upload-length': '5', 'upload-metadata': meta('x') }), 401, 'Token is missing');
+    const forged = `${alice.token.slice(0, -3)}abc`;
+    assert.equal((await create(server, forged, { 'upload-length': '5', 'upload-metadata': meta('x') })).status, 401);
+    assert.deepEqual(await fileList(server, alice.token), before);
+  });
+});
+
+describe('creation', () => {
+  it('201 with a Location, an expiry a day ahead; HEAD gives offset, length and metadata back, not cached', async () => {
+    const res = await create(server, alice.token, { 'upload-length': '12', 'upload-metadata': `${meta('a.txt', 'text/plain')},note` });
+    assert.equal(res.status, 201, res.text);
+    const expires = Date.parse(res.headers['upload-expires']);
+    assert.ok(Math.abs(expires - (Date.now() + 86_400_000)) < 60_000, res.headers['upload-expires']);
+    const h = await head(server, alice.token, res.headers.location);
+    assert.equal(h.status, 200);
+    assert.equal(h.headers['upload-offset'], '0');
+    assert.equal(h.headers['upload-length'], '12');
+    assert.equal(h.headers['upload-metadata'], `${meta('a.txt', 'text/plain')},note`);
+    assert.equal(h.headers['cache-control'], 'no-store');
+    assert.equal(h.headers['tus-resumable'], '1.0.0');
+    assert.equal(h.raw.length, 0);
+  });
+
+  it('bad creations are refused with 400 and create nothing', async () => {
+    const cases = [
+      [{ 'upload-metadata': meta('x') }, 'Send either Upload-Length or Upload-Defer-Length: 1'],
+      [{ 'upload-length': '5', 'upload-defer-length': '1', 'upload-metadata': meta('x') }, 'Send either Upload-Length or Upload-Defer-Length: 1'],
+      [{ 'upload-length': '-1', 'upload-metadata': meta('x') }, 'upload-length must be a non-negative integer'],
+      [{ 'upload-length': '1e3', 'upload-metadata': meta('x') }, 'upload-length must be a non-negative integer'],
+      [{ 'upload-length': '99999999999999999999', 'upload-metadata': meta('x') }, 'upload-length must be a non-negative integer'],
+      [{ 'upload-defer-length': '2', 'upload-metadata': meta('x') }, 'Upload-Defer-Length must be 1'],
+      [{ 'upload-length': '5', 'upload-metadata': 'filename !!notbase64' }, 'Upload-Metadata must be comma-separated keys, each with an optional base64 value'],
+      [{ 'upload-length': '5', 'upload-metadata': `${meta('x')},filename ${b64('y')}` }, 'Upload-Metadata must be comma-separated keys, each with an optional base64 value'],
+      [{ 'upload-length': '5', 'upload-metadata': `k ${'A'.repeat(5000)}` }, 'Upload-Metadata is too long'],
+      [{ 'upload-length': '5' }, 'Upload-Metadata must name the file (filename)'],
+      [{ 'upload-length': '5', 'upload-metadata': `filename ${b64('/')}` }, 'Upload-Metadata must name the file (filename)'],
+    ];
+    const before = await fileList(server, alice.token);
+    for (const [headers, message] of cases) {
+      const res = await create(server, alice.token, headers);
+      refused(res, 400, message);
+      assert.equal(res.headers.location, undefined);
+    }
+    assert.deepEqual(await fileList(server, alice.token), before);
+  });
+
+  it('past the size limit: 413 "File too large"; past the quota: 413 "Storage quota exceeded"', async () => {
+    const carol = await newUserWithToken(small);
+    refused(await create(small, carol.token, { 'upload-length': String(2 * MiB + 1), 'upload-metadata': meta('x') }), 413, 'File too large');
+    await uploadFile(small, carol.token, crypto.randomBytes(2 * MiB));
+    refused(await create(small, carol.token, { 'upload-length': String(MiB + 1), 'upload-metadata': meta('x') }), 413, 'Storage quota exceeded');
+    assert.equal((await create(small, carol.token, { 'upload-length': String(MiB), 'upload-metadata': meta('x') })).status, 201);
+  });
+
+  it('an upload of 0 bytes is stored as it is created', async () => {
+    const res = await create(server, alice.token, { 'upload-length': '0', 'upload-metadata': meta('empty.txt') });
+    assert.equal(res.status, 201, res.text);
+    assert.equal(res.headers['upload-offset'], '0');
+    const ref = ipfsCar(Buffer.alloc(0));
+    assert.equal(res.headers['peervault-cid'], ref.cid);
+    assert.equal(res.headers['peervault-car-cid'], ref.carCid);
+    const h = await head(server, alice.token, res.headers.location);
+    assert.equal(h.headers['upload-offset'], '0');
+    assert.equal(h.headers['peervault-cid'], ref.cid);
+  });
+});
+
+describe('core: PATCH', () => {
+  it('PATCHes of any size, split anywhere, make the file POST /upload_file makes of the same bytes (ipfs-car\'s CIDs)', async () => {
+    for (const size of [1, MiB - 1, MiB, MiB + 1, 3 * MiB + 12345]) {
+      const bytes = crypto.randomBytes(size);
+      const loc = await created(server, alice.token, size, `tus-${size}.bin`, 'application/x-test');
+      let offset = 0;
+      let last;
+      // uneven pieces: a leaf split across PATCHes, several leaves in one
+      for (const piece of [700_000, 1, 1_500_000, 5, Infinity]) {
+        if (offset >= size) break;
+        const end = Math.min(size, offset + piece);
+        last = await patch(server, alice.token, loc, offset, bytes.subarray(offset, end));
+        assert.equal(last.status, 204, last.text);
+        assert.equal(last.headers['upload-offset'], String(end));
+        assert.ok(last.headers['upload-expires']);
+        offset = end;
+      }
+      const ref = ipfsCar(bytes);
+      assert.equal(last.headers['peervault-cid'], ref.cid, `cid of ${size} bytes`);
+      assert.equal(last.headers['peervault-car-cid'], ref.carCid, `carCid of ${size} bytes`);
+      const plain = await uploadFile(server, bob.token, bytes, { filename: `tus-${size}.bin`, type: 'application/x-test' });
+      assert.deepEqual(plain, { cid: ref.cid, carCid: ref.carCid });
+      const row = (await fileList(server, alice.token)).find((f) => f.cid === ref.cid);
+      const plainRow = (await fileList(server, bob.token)).find((f) => f.cid === ref.cid);
+      for (const key of ['name', 'type', 'size', 'cid', 'carCid']) assert.equal(row[key], plainRow[key], key);
+      const url = new URL(await downloadLink(server, alice.token, ref.cid));
+      const got = await request(server, 'GET', url.pathname + url.search, { timeout: 60_000 });
+      assert.ok(got.raw.equals(bytes), 'the bytes');
+      // HEAD after the end: complete, with its CID
+      const h = await head(server, alice.token, loc);
+      assert.equal(h.headers['upload-offset'], String(size));
+      assert.equal(h.headers['peervault-cid'], ref.cid);
+    }
+  });
+
+  it('bad PATCHes are refused and change nothing: wrong offset (409), content type (415), no offset (400), past the length (413)', async () => {
+    const loc = await created(server, alice.token, 10);
+    assert.equal((await patch(server, alice.token, loc, 0, 'abcd')).status, 204);
+    refused(await patch(server, alice.token, loc, 0, 'efgh'), 409, 'Upload-Offset does not match the upload\'s offset');
+    refused(await patch(server, alice.token, loc, 5, 'efgh'), 409, 'Upload-Offset does not match the upload\'s offset');
+    refused(await patch(server, alice.token, loc, 4, 'efgh', { 'content-type': 'application/octet-stream' }), 415, 'Content-Type must be application/offset+octet-stream');
+    refused(await request(server, 'PATCH', loc, { token: alice.token, body: 'efgh', headers: OCTETS }), 400, 'Upload-Offset is required');
+    refused(await patch(server, alice.token, loc, 'x4', 'efgh'), 400, 'upload-offset must be a non-negative integer');
+    refused(await patch(server, alice.token, loc, 4, 'efghijklmnop'), 413, 'The body goes past Upload-Length');
+    refused(await patch(server, alice.token, loc, 4, 'efgh', { 'upload-length': '11' }), 400, 'Upload-Length cannot change');
+    assert.equal(await offsetOf(server, alice.token, loc), 4);
+    refused(await patch(server, alice.token, '/uploads/0123456789abcdef0123456789abcdef', 0, 'x'), 404, NOT_FOUND.message);
+    refused(await patch(server, alice.token, '/uploads/not-an-id', 0, 'x'), 404, NOT_FOUND.message);
+    const done = await patch(server, alice.token, loc, 4, 'efghij');
+    assert.equal(done.status, 204);
+    assert.ok(done.headers['peervault-cid']);
+  });
+
+  it('a link dropped mid-PATCH keeps what arrived; the upload resumes from the offset HEAD gives', async () => {
+    const bytes = crypto.randomBytes(3 * MiB);
+    const loc = await created(server, alice.token, bytes.length, 'dropped.bin');
+    // announce the whole body, send 1.5 MiB, then drop the connection
+    await new Promise((resolve) => {
+      const url = new URL(loc, server.base);
+      const req = http.request({
+        method: 'PATCH', hostname: url.hostname, port: url.port, path: url.pathname,
+        headers: { ...OCTETS, authorization: alice.token, 'upload-offset': '0', 'content-length': bytes.length },
+      });
+      req.on('error', () => {});
+      req.write(bytes.subarray(0, 1.5 * MiB), () => setTimeout(() => { req.destroy(); resolve(); }, 300));
+    });
+    let offset = 0;
+    for (let i = 0; i < 100 && offset === 0; i += 1) {
+      await sleep(100); // the server notices the drop on its own
+      offset = await offsetOf(server, alice.token, loc);
+    }
+    assert.equal(offset, 1.5 * MiB, 'every byte that arrived is kept');
+    const res = await patch(server, alice.token, loc, offset, bytes.subarray(offset));
+    assert.equal(res.status, 204);
+    assert.equal(res.headers['peervault-cid'], ipfsCar(bytes).cid);
+  });
+});
+
+describe('creation-with-upload and creation-defer-length', () => {
+  it('POST with the first bytes: 201 with their offset', async () => {
+    const bytes = crypto.randomBytes(MiB + 300);
+    const res = await create(server, alice.token, {
+      'upload-length': String(bytes.length), 'upload-metadata': meta('cwu.bin'), 'content-type': 'application/offset+octet-stream',
+    }, bytes.subarray(0, 1000));
+    assert.equal(res.status, 201, res.text);
+    assert.equal(res.headers['upload-offset'], '1000');
+    const end = await patch(server, alice.token, res.headers.location, 1000, bytes.subarray(1000));
+    assert.equal(end.headers['peervault-cid'], ipfsCar(bytes).cid);
+  });
+
+  it('a deferred length: HEAD says Upload-Defer-Length: 1 until a PATCH sets it; a smaller length than received is refused', async () => {
+    const bytes = crypto.randomBytes(2 * MiB + 7);
+    const res = await create(server, alice.token, { 'upload-defer-length': '1', 'upload-metadata': meta('deferred.bin') });
+    assert.equal(res.status, 201);
+    const loc = res.headers.location;
+    assert.equal((await patch(server, alice.token, loc, 0, bytes.subarray(0, MiB + 3))).status, 204);
+    const h = await head(server, alice.token, loc);
+    assert.equal(h.headers['upload-defer-length'], '1');
+    assert.equal(h.headers['upload-length'], undefined);
+    refused(await patch(server, alice.token, loc, MiB + 3, Buffer.alloc(0), { 'upload-length': String(MiB) }), 400, 'Upload-Length is less than the bytes received');
+    refused(await patch(server, alice.token, loc, MiB + 3, Buffer.alloc(0), { 'upload-length': 'many' }), 400, 'upload-length must be a non-negative integer');
+    const end = await patch(server, alice.token, loc, MiB + 3, bytes.subarray(MiB + 3), { 'upload-length': String(bytes.length) });
+    assert.equal(end.status, 204, end.text);
+    assert.equal(end.headers['peervault-cid'], ipfsCar(bytes).cid);
+    assert.equal((await head(server, alice.token, loc)).headers['upload-length'], String(bytes.length));
+  });
+});
+
+describe('checksum', () => {
+  it('a PATCH whose bytes match its sha1 or sha256 is taken; a mismatch is 460 and keeps nothing of it', async () => {
+    const bytes = crypto.randomBytes(MiB + 10);
+    const loc = await created(server, alice.token, bytes.length, 'sum.bin');
+    const digest = (alg, b) => crypto.createHash(alg).update(b).digest('base64');
+    const first = bytes.subarray(0, 600_000);
+    refused(await patch(server, alice.token, loc, 0, first, { 'upload-checksum': `sha256 ${digest('sha256', Buffer.from('other'))}` }), 460, 'Checksum mismatch');
+    refused(await patch(server, alice.token, loc, 0, first, { 'upload-checksum': `sha1 ${digest('sha1', first.subarray(1))}` }), 460, 'Checksum mismatch');
+    assert.equal(await offsetOf(server, alice.token, loc), 0);
+    refused(await patch(server, alice.token, loc, 0, first, { 'upload-checksum': `md5 ${digest('md5', first)}` }), 400, 'Unsupported checksum algorithm: sha1 and sha256 are');
+    refused(await patch(server, alice.token, loc, 0, first, { 'upload-checksum': 'sha256 !!' }), 400, 'Upload-Checksum must be an algorithm (sha1 or sha256) and a base64 digest');
+    refused(await patch(server, alice.token, loc, 0, first, { 'upload-checksum': `sha256 ${digest('sha1', first)}` }), 400, 'Upload-Checksum must be an algorithm (sha1 or sha256) and a base64 digest');
+    assert.equal(await offsetOf(server, alice.token, loc), 0);
+    assert.equal((await patch(server, alice.token, loc, 0, first, { 'upload-checksum': `sha1 ${digest('sha1', first)}` })).status, 204);
+    const rest = bytes.subarray(600_000);
+    const end = await patch(server, alice.token, loc, 600_000, rest, { 'upload-checksum': `sha256 ${digest('sha256', rest)}` });
+    assert.equal(end.status, 204);
+    assert.equal(end.headers['peervault-cid'], ipfsCar(bytes).cid);
+  });
+});
+
+describe('termination and other accounts', () => {
+  it('another account can neither see, resume nor delete an upload: 404, and it is unchanged', async () => {
+    const loc = await created(server, alice.token, 100);
+    assert.equal((await patch(server, alice.token, loc, 0, 'x'.repeat(10))).status, 204);
+    assert.equal((await head(server, bob.token, loc)).status, 404); // (HEAD: no body)
+    refused(await patch(server, bob.token, loc, 10, 'y'.repeat(10)), 404, NOT_FOUND.message);
+    refused(await request(server, 'DELETE', loc, { token: bob.token, headers: TUS }), 404, NOT_FOUND.message);
+    assert.equal(await offsetOf(server, alice.token, loc), 10);
+  });
+
+  it('DELETE ends an upload: 204, then 404 for HEAD, PATCH and DELETE', async () => {
+    const loc = await created(server, alice.token, 3 * MiB);
+    assert.equal((await patch(server, alice.token, loc, 0, crypto.randomBytes(2 * MiB))).status, 204);
+    const res = await request(server, 'DELETE', loc, { token: alice.token, headers: TUS });
+    assert.equal(res.status, 204);
+    assert.equal(res.headers['tus-resumable'], '1.0.0');
+    assert.equal((await head(server, alice.token, loc)).status, 404);
+    refused(await patch(server, alice.token, loc, 2 * MiB, 'x'), 404, NOT_FOUND.message);
+    refused(await request(server, 'DELETE', loc, { token: alice.token, headers: TUS }), 404, NOT_FOUND.message);
+  });
+});
+
+describe('expiration and limits across resumes', () => {
+  it('an upload not finished in time (UPLOAD_EXPIRY_SECS) expires: 410 for HEAD and PATCH, and its room is free again', async () => {
+    const dave = await newUserWithToken(small);
+    const loc = await created(small, dave.token, 2 * MiB);
+    assert.equal((await patch(small, dave.token, loc, 0, crypto.randomBytes(MiB + 5))).status, 204);
+    refused(await create(small, dave.token, { 'upload-length': String(2 * MiB), 'upload-metadata': meta('x') }), 413, 'Storage quota exceeded');
+    await advanceClock(small, 3_600_000 + 1000);
+    assert.equal((await head(small, dave.token, loc)).status, 410);
+    refused(await patch(small, dave.token, loc, MiB + 5, 'x'), 410, 'Upload expired');
+    assert.equal((await create(small, dave.token, { 'upload-length': String(2 * MiB), 'upload-metadata': meta('x') })).status, 201);
+  });
+
+  it('a deferred upload cannot pass the quota by being split: 413 and the offset stays', async () => {
+    const erin = await newUserWithToken(small);
+    const a = await created(small, erin.token, 2 * MiB);
+    const res = await create(small, erin.token, { 'upload-defer-length': '1', 'upload-metadata': meta('d.bin') });
+    const b = res.headers.location;
+    assert.equal((await patch(small, erin.token, b, 0, crypto.randomBytes(MiB - 10))).status, 204);
+    refused(await patch(small, erin.token, b, MiB - 10, crypto.randomBytes(20)), 413, 'Storage quota exceeded');
+    assert.equal(await offsetOf(small, erin.token, b), MiB - 10);
+    assert.equal(await offsetOf(small, erin.token, a), 0);
+  });
+});

@@ -1,0 +1,470 @@
+//! Resumable uploads (the tus 1.0 protocol is spoken by `api::tus`; this
+//! is what it does). An upload's state is in the database and its bytes in
+//! the blob store, so any instance resumes it:
+//! - each PATCH's complete 1 MiB leaves become one object `tus<id>p<n>`,
+//!   hashed as they arrive (their digests are kept, in order);
+//! - the bytes after the last complete leaf are kept with the row;
+//! - PATCHes on one upload are serialised by a lock that spans instances
+//!   (a PostgreSQL advisory lock, released if the instance dies).
+//!
+//! When the last byte arrives, the tree is built from the kept digests
+//! (the leaves are not hashed again), the parts are copied once into the
+//! final object while the CAR's hash is taken, and the file is stored
+//! exactly as `POST /upload_file` stores it (same checks, same rows).
+
+use super::files::{self, Uploaded};
+use super::{Principal, Services};
+use crate::content::{self, Importer, Params};
+use crate::error::{AppError, AppResult, ErrorKind};
+use crate::store::blobs::Staged;
+use crate::store::db::{Appended, NewUpload, UploadRow};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use sha2::Digest;
+use std::io::{self, Read, Write};
+use tokio::sync::mpsc;
+
+/// The leaf size of the importer (`ipfs-car`'s chunk).
+pub const LEAF: usize = Params::IPFS_CAR.chunk_size;
+
+/// A checksum the client sent for a PATCH body (`Upload-Checksum`).
+pub enum Checksum {
+    Sha1(Vec<u8>),
+    Sha256(Vec<u8>),
+}
+
+/// What creating an upload needs.
+pub struct NewUploadRequest<'a> {
+    /// `None`: deferred (`Upload-Defer-Length: 1`).
+    pub length: Option<u64>,
+    /// `Upload-Metadata` as sent (kept, given back on HEAD).
+    pub metadata: &'a str,
+    pub name: &'a str,
+    pub mime: &'a str,
+}
+
+/// Where an upload stands after a request.
+pub struct Progress {
+    pub offset: u64,
+    pub expires_at: i64,
+    /// Set once the file is stored.
+    pub stored: Option<Uploaded>,
+}
+
+fn not_found() -> AppError {
+    AppError::not_found("Upload not found")
+}
+
+fn too_large() -> AppError {
+    AppError::too_large("File too large")
+}
+
+fn over_quota() -> AppError {
+    AppError::too_large("Storage quota exceeded").of_kind(ErrorKind::Quota)
+}
+
+fn part_key(id: &str, n: usize) -> String {
+    format!("tus{id}p{n}")
+}
+
+/// The leaf count of each part object of an upload (`parts` as stored).
+fn part_leaves(parts: &str) -> Vec<u64> {
+    parts.split(',').filter_map(|n| n.parse().ok()).collect()
+}
+
+/// The upload id of a part object's key, if it is one.
+pub fn upload_of_key(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("tus")?;
+    let (id, n) = rest.split_once('p')?;
+    (!id.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty()).then_some(id)
+}
+
+/// Room the account has for a new upload's bytes: its quota less what its
+/// files use and what its other unfinished uploads hold or announced.
+async fn room(state: &Services, who: &Principal, except: &str) -> AppResult<u64> {
+    let used = state.db.space_used(who.user_id).await?;
+    let reserved = state.db.upload_reserved(who.user_id, state.clock.now_ms(), except).await?;
+    Ok((state.settings.user_quota_bytes - used - reserved).max(0) as u64)
+}
+
+/// Checks a length against the size limit and the account's room.
+async fn check_length(state: &Services, who: &Principal, length: u64, id: &str) -> AppResult<()> {
+    if length > state.settings.max_file_bytes.max(0) as u64 {
+        return Err(too_large());
+    }
+    if length > room(state, who, id).await? {
+        return Err(over_quota());
+    }
+    Ok(())
+}
+
+/// `POST /uploads`: a new upload of this account; returns its id.
+pub async fn create(state: &Services, who: &Principal, req: &NewUploadRequest<'_>) -> AppResult<(String, i64)> {
+    let id = crate::util::random_hex(16);
+    if let Some(length) = req.length {
+        check_length(state, who, length, &id).await?;
+    }
+    let now = state.clock.now_ms();
+    let expires_at = now.saturating_add(state.settings.upload_expiry_secs.saturating_mul(1000));
+    let row = NewUpload {
+        id: &id,
+        user_id: who.user_id,
+        length: req.length.map(|l| l as i64),
+        metadata: req.metadata,
+        name: req.name,
+        mime: req.mime,
+        now,
+        expires_at,
+    };
+    state.db.insert_upload(&row).await?;
+    tracing::info!(user_id = who.user_id, upload = %id, length = ?req.length, "upload created");
+    Ok((id, expires_at))
+}
+
+/// The account's upload `id`: 404 when there is none (or it is another
+/// account's: not told apart), 410 once it expired.
+pub async fn owned(state: &Services, who: &Principal, id: &str) -> AppResult<UploadRow> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(not_found());
+    }
+    let row = state.db.upload(id).await?.filter(|r| r.user_id == who.user_id).ok_or_else(not_found)?;
+    if row.expires_at <= state.clock.now_ms() {
+        return Err(AppError::new(410, "Upload expired"));
+    }
+    Ok(row)
+}
+
+/// What a PATCH's worker hands back.
+struct Received {
+    staged: Option<Box<dyn Staged>>,
+    /// Digests (hex) of the leaves this PATCH completed.
+    new_leaves: String,
+    tail: Vec<u8>,
+    count: u64,
+    checksum_ok: bool,
+    /// The body ended before the client said it would (a dropped link).
+    cut: bool,
+}
+
+/// `PATCH /uploads/{id}` (and the body of a creation-with-upload): appends
+/// the body at `offset`. `length`: an `Upload-Length` sent to end a
+/// deferral. On a dropped link what arrived is kept (unless a checksum
+/// was sent: then the PATCH counts only whole).
+pub async fn append<S>(state: &Services, who: &Principal, id: &str, offset: u64, length: Option<u64>, checksum: Option<Checksum>, body: S) -> AppResult<Progress>
+where
+    S: Stream<Item = AppResult<Bytes>> + Unpin + Send,
+{
+    // One PATCH at a time per upload, across instances.
+    let _guard = state.cid_locks.lock(&state.db, &format!("tus{id}")).await?;
+    let mut row = owned(state, who, id).await?;
+    if offset != row.received as u64 {
+        return Err(AppError::conflict("Upload-Offset does not match the upload's offset"));
+    }
+    if let Some(l) = length {
+        match row.length {
+            Some(known) if known as u64 != l => return Err(AppError::bad_request("Upload-Length cannot change")),
+            Some(_) => {}
+            None => {
+                if l < row.received as u64 {
+                    return Err(AppError::bad_request("Upload-Length is less than the bytes received"));
+                }
+                check_length(state, who, l, id).await?;
+                state.db.set_upload_length(id, l as i64).await?;
+                row.length = Some(l as i64);
+            }
+        }
+    }
+    if row.cid.is_some() {
+        // Complete already: nothing more is taken.
+        return progress(state, &row, body).await;
+    }
+    // Where this PATCH may bring the upload: up to its length (or,
+    // deferred, the size limit and the account's room, which counts
+    // everything but this upload).
+    let limit = match row.length {
+        Some(l) => l as u64,
+        None => (state.settings.max_file_bytes.max(0) as u64).min(room(state, who, id).await?),
+    };
+    let received = receive(state, &row, limit, checksum, body).await?;
+    if !received.checksum_ok {
+        return Err(AppError::new(460, "Checksum mismatch"));
+    }
+    let new_part = received.staged.is_some().then_some(received.new_leaves.len() as u64 / 64);
+    if let Some(staged) = received.staged {
+        let key = part_key(id, part_leaves(&row.parts).len());
+        put(staged, key).await?;
+    }
+    let total = row.received + received.count as i64;
+    let appended = Appended { received: total, new_part, new_leaves: &received.new_leaves, tail: &received.tail };
+    if !state.db.append_upload(id, row.received, &appended).await? {
+        return Err(AppError::conflict("Upload-Offset does not match the upload's offset"));
+    }
+    tracing::info!(upload = %id, from = row.received, to = total, cut = received.cut, "upload received");
+    row.received = total;
+    if let Some(n) = new_part {
+        row.parts.push_str(&format!("{n},"));
+    }
+    row.leaves.push_str(&received.new_leaves);
+    row.tail = received.tail;
+    let stored = match row.length {
+        Some(l) if l == total => Some(finish(state, who, &row).await?),
+        _ => None,
+    };
+    Ok(Progress { offset: total as u64, expires_at: row.expires_at, stored })
+}
+
+/// A PATCH on a complete upload: an empty body at its end is fine.
+async fn progress<S>(state: &Services, row: &UploadRow, mut body: S) -> AppResult<Progress>
+where
+    S: Stream<Item = AppResult<Bytes>> + Unpin,
+{
+    while let Some(chunk) = body.next().await {
+        if !chunk?.is_empty() {
+            return Err(AppError::conflict("Upload-Offset does not match the upload's offset"));
+        }
+    }
+    let stored = match (&row.cid, &row.car_cid) {
+        (Some(cid), Some(car_cid)) => Some(Uploaded { cid: cid.clone(), car_cid: car_cid.clone(), size: row.received as u64 }),
+        _ => None,
+    };
+    let _ = state;
+    Ok(Progress { offset: row.received as u64, expires_at: row.expires_at, stored })
+}
+
+/// Reads the body on the blocking pool: leaves cut and hashed as they
+/// complete, their bytes staged for one part object.
+async fn receive<S>(state: &Services, row: &UploadRow, limit: u64, checksum: Option<Checksum>, mut body: S) -> AppResult<Received>
+where
+    S: Stream<Item = AppResult<Bytes>> + Unpin,
+{
+    let (tx, mut rx) = mpsc::channel::<Bytes>(8);
+    let with_checksum = checksum.is_some();
+    let blobs = state.blobs.clone();
+    let tail = row.tail.clone();
+    let worker = tokio::task::spawn_blocking(move || -> io::Result<Received> {
+        let mut r = Received { staged: None, new_leaves: String::new(), tail, count: 0, checksum_ok: true, cut: false };
+        let mut sha1 = sha1::Sha1::new();
+        let mut sha256 = sha2::Sha256::new();
+        while let Some(mut bytes) = rx.blocking_recv() {
+            r.count += bytes.len() as u64;
+            match checksum {
+                Some(Checksum::Sha1(_)) => sha1.update(&bytes),
+                Some(Checksum::Sha256(_)) => sha256.update(&bytes),
+                None => {}
+            }
+            while !bytes.is_empty() {
+                let take = (LEAF - r.tail.len()).min(bytes.len());
+                r.tail.extend_from_slice(&bytes[..take]);
+                bytes = bytes.slice(take..);
+                if r.tail.len() == LEAF {
+                    let digest = sha2::Sha256::digest(&r.tail);
+                    r.new_leaves.push_str(&hex::encode(digest));
+                    let staged = match r.staged.as_mut() {
+                        Some(s) => s,
+                        None => r.staged.insert(blobs.stage()?),
+                    };
+                    staged.write_all(&r.tail)?;
+                    r.tail.clear();
+                }
+            }
+        }
+        if let Some(s) = r.staged.as_mut() {
+            s.flush()?;
+        }
+        r.checksum_ok = match checksum {
+            Some(Checksum::Sha1(want)) => sha1.finalize().as_slice() == want.as_slice(),
+            Some(Checksum::Sha256(want)) => sha256.finalize().as_slice() == want.as_slice(),
+            None => true,
+        };
+        Ok(r)
+    });
+    let mut count = row.received as u64;
+    let mut failure = None;
+    let mut cut = false;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(bytes) => {
+                count += bytes.len() as u64;
+                if count > limit {
+                    failure = Some(match row.length {
+                        Some(_) => AppError::too_large("The body goes past Upload-Length"),
+                        None if count > state.settings.max_file_bytes.max(0) as u64 => too_large(),
+                        None => over_quota(),
+                    });
+                    break;
+                }
+                if tx.send(bytes).await.is_err() {
+                    break; // the worker failed: its error says why
+                }
+            }
+            Err(e) => {
+                // A dropped link: keep what arrived (the client resumes from it).
+                tracing::info!(upload = %row.id, error = %e.message, "upload body ended early");
+                cut = true;
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let mut received = worker.await.map_err(AppError::internal)?.map_err(AppError::storage)?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if cut && with_checksum {
+        // A checksum covers the whole body: a part of it is not kept.
+        return Err(AppError::bad_request("The body ended before its checksum could be checked"));
+    }
+    received.cut = cut;
+    Ok(received)
+}
+
+async fn put(mut staged: Box<dyn Staged>, key: String) -> AppResult<()> {
+    tokio::task::spawn_blocking(move || staged.commit(&key)).await.map_err(AppError::internal)?.map_err(AppError::storage)
+}
+
+/// The parts then the tail, in order, as one reader (blocking).
+struct Assembled {
+    blobs: std::sync::Arc<dyn crate::store::blobs::BlobStore>,
+    id: String,
+    /// Each part's length in bytes.
+    parts: Vec<u64>,
+    next: usize,
+    current: Option<Box<dyn Read + Send>>,
+    tail: io::Cursor<Vec<u8>>,
+}
+
+impl Read for Assembled {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(r) = self.current.as_mut() {
+                let n = r.read(out)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                self.current = None;
+            }
+            let Some(&len) = self.parts.get(self.next) else {
+                return self.tail.read(out);
+            };
+            let key = part_key(&self.id, self.next);
+            self.next += 1;
+            let part = self.blobs.open_range(&key, 0, len)?;
+            self.current = Some(part.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("upload part {key} is missing")))?);
+        }
+    }
+}
+
+/// The last byte arrived: the file is stored as `POST /upload_file` would.
+async fn finish(state: &Services, who: &Principal, row: &UploadRow) -> AppResult<Uploaded> {
+    let size = row.received as u64;
+    let mut importer = Importer::new(Params::IPFS_CAR, true);
+    let mut none = |_: content::Block<'_>| {};
+    let leaves = hex::decode(&row.leaves).map_err(AppError::internal)?;
+    for digest in leaves.chunks_exact(32) {
+        let digest: [u8; 32] = digest.try_into().map_err(AppError::internal)?;
+        importer.push_hashed_leaf(LEAF, digest, &mut none);
+    }
+    let last = (!row.tail.is_empty()).then(|| (row.tail.len(), sha2::Sha256::digest(&row.tail).into()));
+    let imported = importer.finish_hashed(last, &mut none);
+    if imported.size != size {
+        return Err(AppError::internal(format!("upload {} has {} bytes in its leaves, {size} received", row.id, imported.size)));
+    }
+    let mut parts = Assembled {
+        blobs: state.blobs.clone(),
+        id: row.id.clone(),
+        parts: part_leaves(&row.parts).into_iter().map(|n| n * LEAF as u64).collect(),
+        next: 0,
+        current: None,
+        tail: io::Cursor::new(row.tail.clone()),
+    };
+    let blobs = state.blobs.clone();
+    let (ingested, imported) = tokio::task::spawn_blocking(move || -> io::Result<_> {
+        let mut staged = blobs.stage()?;
+        io::copy(&mut parts, &mut staged)?;
+        staged.flush()?;
+        let car_cid = content::car_cid_of(&imported, staged.read_back()?)?;
+        Ok((files::Ingested::assembled(staged, &imported, car_cid), imported))
+    })
+    .await
+    .map_err(AppError::internal)?
+    .map_err(AppError::storage)?;
+    drop(imported);
+    let uploaded = files::commit(state, who, ingested, &row.name, &row.mime).await?;
+    state.db.finish_upload(&row.id, &uploaded.cid, &uploaded.car_cid).await?;
+    remove_parts(state, &row.id, &row.parts).await;
+    Ok(uploaded)
+}
+
+/// Removes an upload's part objects (a failure is logged: the start-up
+/// sweep removes parts of uploads that are gone).
+async fn remove_parts(state: &Services, id: &str, parts: &str) {
+    for n in 0..part_leaves(parts).len() {
+        let (blobs, key) = (state.blobs.clone(), part_key(id, n));
+        match tokio::task::spawn_blocking(move || blobs.remove(&key)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(upload = %id, part = n, error = %e, "upload part not removed"),
+            Err(e) => tracing::warn!(upload = %id, part = n, error = %e, "upload part not removed"),
+        }
+    }
+}
+
+/// `DELETE /uploads/{id}`: the upload and its parts are gone.
+pub async fn terminate(state: &Services, who: &Principal, id: &str) -> AppResult<()> {
+    let _guard = state.cid_locks.lock(&state.db, &format!("tus{id}")).await?;
+    let row = owned(state, who, id).await?;
+    state.db.delete_upload(id).await?;
+    remove_parts(state, id, &row.parts).await;
+    tracing::info!(upload = %id, "upload terminated");
+    Ok(())
+}
+
+/// Removes what expired uploads received (their rows answer 410 for a
+/// day more, then go); returns how many were cleared.
+pub async fn sweep(state: &Services) -> AppResult<usize> {
+    let now = state.clock.now_ms();
+    let expired = state.db.expired_uploads(now, 100).await?;
+    for (id, parts) in &expired {
+        let _guard = state.cid_locks.lock(&state.db, &format!("tus{id}")).await?;
+        remove_parts(state, id, parts).await;
+        state.db.clear_upload(id).await?;
+    }
+    state.db.forget_uploads(now - FORGET_AFTER_MS).await?;
+    Ok(expired.len())
+}
+
+/// How long an expired upload's row is kept, to answer 410.
+const FORGET_AFTER_MS: i64 = 24 * 3600 * 1000;
+
+/// Sweeps expired uploads every minute (and once at start).
+pub async fn run_sweeper<S: std::ops::Deref<Target = Services>>(state: S) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        match sweep(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(uploads = n, "expired uploads removed"),
+            Err(e) => tracing::warn!(error = %e.message, "sweeping expired uploads failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_keys_name_their_upload() {
+        let key = part_key("0123abcd", 12);
+        assert_eq!(key, "tus0123abcdp12");
+        assert_eq!(upload_of_key(&key), Some("0123abcd"));
+        for other in ["bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "tus", "tusp1", "tus12p", "tus12px", "QmX"] {
+            assert_eq!(upload_of_key(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn part_leaf_counts_are_read_back() {
+        assert_eq!(part_leaves(""), Vec::<u64>::new());
+        assert_eq!(part_leaves("8,8,3,"), vec![8, 8, 3]);
+    }
+}

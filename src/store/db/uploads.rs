@@ -1,0 +1,191 @@
+//! Resumable uploads (tus): the state any instance resumes from.
+
+use super::{Db, Pool};
+use sqlx::Row;
+
+/// An upload as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UploadRow {
+    pub id: String,
+    pub user_id: i64,
+    /// `None` while the length is deferred.
+    pub length: Option<i64>,
+    /// Bytes received and kept (the parts and the tail).
+    pub received: i64,
+    /// The leaf count of each part object written so far (`tus<id>p0`
+    /// ..), each followed by a comma.
+    pub parts: String,
+    /// SHA-256 digests of the complete leaves, in hex, in order.
+    pub leaves: String,
+    /// The bytes after the last complete leaf.
+    pub tail: Vec<u8>,
+    /// `Upload-Metadata` as the client sent it.
+    pub metadata: String,
+    pub name: String,
+    pub mime: String,
+    pub expires_at: i64,
+    pub cid: Option<String>,
+    pub car_cid: Option<String>,
+}
+
+/// What a new upload needs.
+pub struct NewUpload<'a> {
+    pub id: &'a str,
+    pub user_id: i64,
+    pub length: Option<i64>,
+    pub metadata: &'a str,
+    pub name: &'a str,
+    pub mime: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// What one PATCH added.
+pub struct Appended<'a> {
+    pub received: i64,
+    /// The leaf count of the part object written, if one was.
+    pub new_part: Option<u64>,
+    /// Hex digests of the leaves the PATCH completed.
+    pub new_leaves: &'a str,
+    pub tail: &'a [u8],
+}
+
+const COLUMNS: &str = "id, user_id, length, received, parts, leaves, tail, metadata, name, mime, expires_at, cid, car_cid";
+
+impl Db {
+    /// Bytes the account's unfinished uploads hold or announced (their
+    /// length, or what arrived while it is deferred), besides `except`.
+    pub async fn upload_reserved(&self, user_id: i64, now: i64, except: &str) -> Result<i64, sqlx::Error> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT CAST(COALESCE(SUM(COALESCE(length, received)), 0) AS BIGINT) FROM uploads \
+                 WHERE user_id = $1 AND cid IS NULL AND expires_at > $2 AND id <> $3",
+            )
+            .bind(user_id)
+            .bind(now)
+            .bind(except)
+            .fetch_one(pool)
+            .await?;
+            Ok(row.get(0))
+        })
+    }
+
+    pub async fn insert_upload(&self, u: &NewUpload<'_>) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO uploads (id, user_id, length, received, parts, leaves, tail, metadata, name, mime, created_at, expires_at) \
+                 VALUES ($1, $2, $3, 0, '', '', $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(u.id)
+            .bind(u.user_id)
+            .bind(u.length)
+            .bind(Vec::<u8>::new())
+            .bind(u.metadata)
+            .bind(u.name)
+            .bind(u.mime)
+            .bind(u.now)
+            .bind(u.expires_at)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+    }
+
+    /// The upload `id`, whoever owns it.
+    pub async fn upload(&self, id: &str) -> Result<Option<UploadRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM uploads WHERE id = $1")).bind(id).fetch_optional(pool).await
+        })
+    }
+
+    /// Sets a deferred length; false if it was set meanwhile.
+    pub async fn set_upload_length(&self, id: &str, length: i64) -> Result<bool, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query("UPDATE uploads SET length = $2 WHERE id = $1 AND length IS NULL")
+                .bind(id)
+                .bind(length)
+                .execute(pool)
+                .await?
+                .rows_affected()
+                > 0)
+        })
+    }
+
+    /// Records a PATCH that started at `from`; false if the upload moved
+    /// meanwhile (or is gone).
+    pub async fn append_upload(&self, id: &str, from: i64, a: &Appended<'_>) -> Result<bool, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query(
+                "UPDATE uploads SET received = $3, parts = parts || $4, leaves = leaves || $5, tail = $6 \
+                 WHERE id = $1 AND received = $2 AND cid IS NULL",
+            )
+            .bind(id)
+            .bind(from)
+            .bind(a.received)
+            .bind(a.new_part.map(|n| format!("{n},")).unwrap_or_default())
+            .bind(a.new_leaves)
+            .bind(a.tail)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                > 0)
+        })
+    }
+
+    /// The upload became file `cid`: its parts are gone, its row stays (a
+    /// client asking where it is learns it is complete) until it expires.
+    pub async fn finish_upload(&self, id: &str, cid: &str, car_cid: &str) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE uploads SET cid = $2, car_cid = $3, parts = '', leaves = '', tail = $4 WHERE id = $1")
+                .bind(id)
+                .bind(cid)
+                .bind(car_cid)
+                .bind(Vec::<u8>::new())
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    pub async fn delete_upload(&self, id: &str) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id).execute(pool).await.map(|_| ())
+        })
+    }
+
+    /// Expired uploads that still hold bytes (at most `limit`): id and parts.
+    pub async fn expired_uploads(&self, now: i64, limit: i64) -> Result<Vec<(String, String)>, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query(
+                "SELECT id, parts FROM uploads WHERE expires_at <= $1 AND (parts <> '' OR leaves <> '' OR length(tail) > 0) \
+                 ORDER BY expires_at LIMIT $2",
+            )
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+        })
+    }
+
+    /// An expired upload's bytes are gone; its row stays to answer 410.
+    pub async fn clear_upload(&self, id: &str) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE uploads SET parts = '', leaves = '', tail = $2 WHERE id = $1")
+                .bind(id)
+                .bind(Vec::<u8>::new())
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    /// Forgets uploads that expired before `before`; returns how many.
+    pub async fn forget_uploads(&self, before: i64) -> Result<u64, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query("DELETE FROM uploads WHERE expires_at <= $1").bind(before).execute(pool).await?.rows_affected())
+        })
+    }
+}
