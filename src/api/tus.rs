@@ -278,7 +278,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<Re
 /// `HEAD /uploads/{id}`: where the upload stands.
 pub async fn head(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
     let who = caller(&state, &headers).await?;
-    let row = uploads::owned(&state, &who, &id).await?;
+    let row = uploads::status(&state, &who, &id).await?;
     let stored = match (&row.cid, &row.car_cid) {
         (Some(cid), Some(car_cid)) => Some(files::Uploaded { cid: cid.clone(), car_cid: car_cid.clone(), size: row.received as u64 }),
         _ => None,

@@ -121,6 +121,19 @@ pub async fn create(state: &Services, who: &Principal, req: &NewUploadRequest<'_
     Ok((id, expires_at))
 }
 
+/// `HEAD /uploads/{id}`: the upload once no PATCH of it is under way (a
+/// PATCH whose client dropped keeps what arrived: its offset counts).
+pub async fn status(state: &Services, who: &Principal, id: &str) -> AppResult<UploadRow> {
+    owned(state, who, id).await?;
+    let _guard = state.cid_locks.lock(&state.db, &lock_key(id)).await?;
+    owned(state, who, id).await
+}
+
+/// The lock that serialises the requests on one upload, across instances.
+fn lock_key(id: &str) -> String {
+    format!("tus{id}")
+}
+
 /// The account's upload `id`: 404 when there is none (or it is another
 /// account's: not told apart), 410 once it expired.
 pub async fn owned(state: &Services, who: &Principal, id: &str) -> AppResult<UploadRow> {
@@ -155,7 +168,7 @@ where
     S: Stream<Item = AppResult<Bytes>> + Unpin + Send,
 {
     // One PATCH at a time per upload, across instances.
-    let _guard = state.cid_locks.lock(&state.db, &format!("tus{id}")).await?;
+    let _guard = state.cid_locks.lock(&state.db, &lock_key(id)).await?;
     let mut row = owned(state, who, id).await?;
     if offset != row.received as u64 {
         return Err(AppError::conflict("Upload-Offset does not match the upload's offset"));
@@ -410,7 +423,7 @@ async fn remove_parts(state: &Services, id: &str, parts: &str) {
 
 /// `DELETE /uploads/{id}`: the upload and its parts are gone.
 pub async fn terminate(state: &Services, who: &Principal, id: &str) -> AppResult<()> {
-    let _guard = state.cid_locks.lock(&state.db, &format!("tus{id}")).await?;
+    let _guard = state.cid_locks.lock(&state.db, &lock_key(id)).await?;
     let row = owned(state, who, id).await?;
     state.db.delete_upload(id).await?;
     remove_parts(state, id, &row.parts).await;
@@ -424,7 +437,7 @@ pub async fn sweep(state: &Services) -> AppResult<usize> {
     let now = state.clock.now_ms();
     let expired = state.db.expired_uploads(now, 100).await?;
     for (id, parts) in &expired {
-        let _guard = state.cid_locks.lock(&state.db, &format!("tus{id}")).await?;
+        let _guard = state.cid_locks.lock(&state.db, &lock_key(id)).await?;
         remove_parts(state, id, parts).await;
         state.db.clear_upload(id).await?;
     }
