@@ -148,17 +148,25 @@ fn FileTable(
 }
 
 /// A plain multipart form (works without JavaScript); once hydrated, the
-/// submission goes through XMLHttpRequest so the bar shows real progress.
+/// file goes up as a resumable upload (tus, `/uploads`) in pieces, with
+/// real progress: a dropped connection is retried from where the server
+/// got to, and an upload cut by a reload resumes when the same file is
+/// chosen again.
 #[component]
 fn UploadForm(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
     let action = <UploadMyFile as leptos::server_fn::ServerFn>::PATH;
     let (progress, set_progress) = signal(None::<f64>);
+    // Where a resumable upload stands ("Resumed at …", "Connection lost …").
+    let (note, set_note) = signal(None::<String>);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| set_note.set(tus::unfinished()));
     // A plain form post that failed comes back here with the error in the URL.
     let (error, set_error) = signal(returned_error(action));
     let (chosen, set_chosen) = signal(None::<String>);
     let (dragging, set_dragging) = signal(false);
     let form_ref = NodeRef::<leptos::html::Form>::new();
     let input_ref = NodeRef::<leptos::html::Input>::new();
+    let name_ref = NodeRef::<leptos::html::Input>::new();
 
     let on_submit = {
         let on_done = on_done.clone();
@@ -166,12 +174,15 @@ fn UploadForm(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoVi
             #[cfg(feature = "hydrate")]
             {
                 ev.prevent_default();
-                if let Some(form) = form_ref.get() {
-                    xhr::send(&form, action, set_progress, set_error, on_done.clone());
+                let file = input_ref.get().and_then(|i| i.files()).and_then(|f| f.get(0));
+                let name = name_ref.get().map(|i| i.value()).unwrap_or_default();
+                if let Some(file) = file {
+                    let ui = tus::Ui { set_progress, set_error, set_note };
+                    tus::start(file, name, ui, on_done.clone());
                 }
             }
             #[cfg(not(feature = "hydrate"))]
-            let _ = (&ev, &on_done, form_ref, set_progress, set_error);
+            let _ = (&ev, &on_done, form_ref, set_progress, set_error, set_note);
         }
     };
     let on_change = move |_| {
@@ -200,8 +211,11 @@ fn UploadForm(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoVi
                 <p class="hint">{move || chosen.get().map(|n| format!("Selected: {n}")).unwrap_or_else(|| "Choose a file or drop it here.".into())}</p>
             </div>
             <label for="upload-name">"Name"</label>
-            <input id="upload-name" name="name" type="text" maxlength="255" placeholder="Defaults to the file's name"/>
+            <input id="upload-name" node_ref=name_ref name="name" type="text" maxlength="255" placeholder="Defaults to the file's name"/>
             <FormError error/>
+            <Show when=move || note.get().is_some()>
+                <p class="hint upload-note" role="status">{move || note.get().unwrap_or_default()}</p>
+            </Show>
             <Show when=move || progress.get().is_some()>
                 <label for="upload-progress">"Upload progress"</label>
                 <progress id="upload-progress" max="100" value=move || progress.get().unwrap_or(0.0).to_string()>
@@ -225,68 +239,235 @@ fn returned_error(path: &str) -> Option<AppError> {
 }
 
 #[cfg(feature = "hydrate")]
-mod xhr {
-    //! The upload request, sent with XMLHttpRequest for its progress events.
+mod tus {
+    //! A tus 1.0 client (docs/API.md, `/uploads`): the file goes up in
+    //! pieces of [`PIECE`] bytes with XMLHttpRequest (for progress events),
+    //! authenticated by the session cookie. A piece cut by the network is
+    //! retried, after asking the server where it got to, until the
+    //! connection is back; the upload's address is kept in localStorage,
+    //! so after a reload choosing the same file resumes it.
     use crate::error::AppError;
+    use crate::model::human_bytes;
     use leptos::prelude::*;
+    use std::rc::Rc;
     use wasm_bindgen::prelude::*;
-    use web_sys::{FormData, HtmlFormElement, ProgressEvent, XmlHttpRequest};
+    use wasm_bindgen_futures::JsFuture;
+    use web_sys::{Blob, File, ProgressEvent, Storage, XmlHttpRequest};
 
-    pub fn send(
-        form: &HtmlFormElement,
-        url: &str,
-        set_progress: WriteSignal<Option<f64>>,
-        set_error: WriteSignal<Option<AppError>>,
-        on_done: impl Fn() + 'static,
-    ) {
-        let fail = move |message: &str| {
-            set_progress.set(None);
-            set_error.set(Some(AppError::new(0, message)));
-        };
-        let (Ok(data), Ok(xhr)) = (FormData::new_with_form(form), XmlHttpRequest::new()) else {
-            return fail("This browser cannot send the file.");
-        };
-        set_error.set(None);
-        set_progress.set(Some(0.0));
-        let on_progress = Closure::<dyn FnMut(ProgressEvent)>::new(move |e: ProgressEvent| {
-            if e.length_computable() && e.total() > 0.0 {
-                set_progress.set(Some(e.loaded() / e.total() * 100.0));
+    const PIECE: f64 = 4.0 * 1024.0 * 1024.0;
+    const KEY_PREFIX: &str = "peervault-upload:";
+
+    #[derive(Clone, Copy)]
+    pub struct Ui {
+        pub set_progress: WriteSignal<Option<f64>>,
+        pub set_error: WriteSignal<Option<AppError>>,
+        pub set_note: WriteSignal<Option<String>>,
+    }
+
+    fn storage() -> Option<Storage> {
+        web_sys::window().and_then(|w| w.local_storage().ok().flatten())
+    }
+
+    /// A note on an upload a reload cut short, if there is one.
+    pub fn unfinished() -> Option<String> {
+        let storage = storage()?;
+        let len = storage.length().ok()?;
+        (0..len).filter_map(|i| storage.key(i).ok().flatten()).find_map(|key| {
+            let name = key.strip_prefix(KEY_PREFIX)?.split('\n').next()?.to_owned();
+            Some(format!("The upload of {name} did not finish: choose the same file and upload it again to resume."))
+        })
+    }
+
+    pub fn start(file: File, name: String, ui: Ui, on_done: impl Fn() + 'static) {
+        ui.set_error.set(None);
+        ui.set_progress.set(Some(0.0));
+        leptos::task::spawn_local(async move {
+            let outcome = run(&file, name.trim(), ui).await;
+            ui.set_progress.set(None);
+            match outcome {
+                Ok(()) => {
+                    ui.set_note.set(None);
+                    on_done();
+                }
+                Err(e) => ui.set_error.set(Some(e)),
             }
         });
+    }
+
+    /// One request's answer (status 0: the network failed).
+    struct Answer {
+        status: u16,
+        xhr: XmlHttpRequest,
+    }
+
+    impl Answer {
+        fn header(&self, name: &str) -> Option<String> {
+            self.xhr.get_response_header(name).ok().flatten()
+        }
+
+        fn offset(&self) -> Option<f64> {
+            self.header("Upload-Offset").and_then(|v| v.parse().ok())
+        }
+
+        fn error(&self) -> AppError {
+            // The JSON routes answer {"message": ...}.
+            let body = self.xhr.response_text().ok().flatten().unwrap_or_default();
+            serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+                .map(|message| AppError::new(self.status, message))
+                .unwrap_or_else(|| AppError::new(self.status, format!("The upload failed (HTTP {}).", self.status)))
+        }
+    }
+
+    async fn request(method: &str, url: &str, headers: &[(&str, String)], body: Option<&Blob>, progress: Option<Rc<dyn Fn(f64)>>) -> Answer {
+        let Ok(xhr) = XmlHttpRequest::new() else {
+            return Answer { status: 0, xhr: JsValue::NULL.unchecked_into() };
+        };
+        let ended = js_sys::Promise::new(&mut |resolve, _| {
+            let done = Closure::once_into_js(move || {
+                let _ = resolve.call0(&JsValue::NULL);
+            });
+            xhr.set_onloadend(Some(done.unchecked_ref()));
+        });
+        let on_progress = progress.map(|p| Closure::<dyn FnMut(ProgressEvent)>::new(move |e: ProgressEvent| p(e.loaded())));
         let upload = xhr.upload().ok();
+        if let (Some(upload), Some(p)) = (&upload, &on_progress) {
+            upload.set_onprogress(Some(p.as_ref().unchecked_ref()));
+        }
+        let mut sent = xhr.open(method, url);
+        sent = sent.and_then(|()| xhr.set_request_header("Tus-Resumable", "1.0.0"));
+        sent = sent.and_then(|()| xhr.set_request_header("Accept", "application/json"));
+        for (name, value) in headers {
+            sent = sent.and_then(|()| xhr.set_request_header(name, value));
+        }
+        sent = sent.and_then(|()| xhr.send_with_opt_blob(body));
+        if sent.is_ok() {
+            let _ = JsFuture::from(ended).await;
+        }
         if let Some(upload) = &upload {
-            upload.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
+            upload.set_onprogress(None);
         }
-        // One handler for the end (success, failure or interruption): it runs
-        // once, frees itself, and drops the progress handler with it, so no
-        // closure outlives its upload.
-        let done_xhr = xhr.clone();
-        let on_end = Closure::once_into_js(move || {
-            if let Some(upload) = &upload {
-                upload.set_onprogress(None);
+        drop(on_progress);
+        let status = if sent.is_ok() { xhr.status().unwrap_or(0) } else { 0 };
+        Answer { status, xhr }
+    }
+
+    async fn sleep(ms: i32) {
+        let wait = js_sys::Promise::new(&mut |resolve, _| {
+            if let Some(w) = web_sys::window() {
+                let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
             }
-            drop(on_progress);
-            set_progress.set(None);
-            let status = done_xhr.status().unwrap_or(0);
-            if status == 0 {
-                return fail("The upload was interrupted. Check your connection.");
-            }
-            if (200..300).contains(&status) {
-                on_done();
-                return;
-            }
-            let body = done_xhr.response_text().ok().flatten().unwrap_or_default();
-            let error = serde_json::from_str::<AppError>(&body)
-                .unwrap_or_else(|_| AppError::new(status, format!("The upload failed (HTTP {status}).")));
-            set_error.set(Some(error));
         });
-        xhr.set_onloadend(Some(on_end.unchecked_ref()));
-        let sent = xhr
-            .open("POST", url)
-            .and_then(|()| xhr.set_request_header("Accept", "application/json"))
-            .and_then(|()| xhr.send_with_opt_form_data(Some(&data)));
-        if sent.is_err() {
-            fail("The upload could not be started.");
+        let _ = JsFuture::from(wait).await;
+    }
+
+    /// Base64 of `text`'s UTF-8 bytes (Upload-Metadata values).
+    fn base64(text: &str) -> String {
+        const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in text.as_bytes().chunks(3) {
+            let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..4 {
+                out.push(if i <= chunk.len() { ABC[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+            }
         }
+        out
+    }
+
+    /// Where the upload at `url` stands; `None` when the server no longer has it.
+    async fn offset_of(url: &str, ui: Ui) -> Result<Option<f64>, AppError> {
+        let mut wait = 500;
+        loop {
+            let answer = request("HEAD", url, &[], None, None).await;
+            match answer.status {
+                200 => return Ok(answer.offset()),
+                0 => {
+                    ui.set_note.set(Some("Connection lost: waiting for it to come back…".into()));
+                    sleep(wait).await;
+                    wait = (wait * 2).min(5000);
+                }
+                404 | 410 => return Ok(None),
+                status => return Err(AppError::new(status, format!("The upload failed (HTTP {status})."))),
+            }
+        }
+    }
+
+    async fn run(file: &File, name: &str, ui: Ui) -> Result<(), AppError> {
+        let name = if name.is_empty() { file.name() } else { name.to_owned() };
+        let size = file.size();
+        let total = |n: f64| human_bytes(n as i64);
+        let key = format!("{KEY_PREFIX}{name}\n{}\n{size}\n{}", file.name(), file.last_modified());
+        let storage = storage();
+        let kept = storage.as_ref().and_then(|s| s.get_item(&key).ok().flatten());
+        let mut offset = 0.0;
+        let mut url = None;
+        if let Some(kept) = kept {
+            if let Some(at) = offset_of(&kept, ui).await? {
+                offset = at;
+                url = Some(kept);
+                ui.set_note.set(Some(format!("Resumed at {} of {}", total(offset), total(size))));
+            }
+        }
+        let url = match url {
+            Some(url) => url,
+            None => {
+                let metadata = format!("filename {},filetype {}", base64(&name), base64(&file.type_()));
+                let headers = [("Upload-Length", format!("{size}")), ("Upload-Metadata", metadata)];
+                let answer = request("POST", "/uploads", &headers, None, None).await;
+                if answer.status != 201 {
+                    return Err(match answer.status {
+                        0 => AppError::new(0, "The upload was interrupted. Check your connection."),
+                        _ => answer.error(),
+                    });
+                }
+                let url = answer.header("Location").ok_or_else(|| AppError::new(0, "The server did not say where to upload."))?;
+                if let Some(s) = &storage {
+                    let _ = s.set_item(&key, &url);
+                }
+                url
+            }
+        };
+        let forget = || {
+            if let Some(s) = &storage {
+                let _ = s.remove_item(&key);
+            }
+        };
+        while offset < size {
+            let end = (offset + PIECE).min(size);
+            let piece = file.slice_with_f64_and_f64(offset, end).map_err(|_| AppError::new(0, "This browser cannot read the file."))?;
+            let from = offset;
+            let set_progress = ui.set_progress;
+            let on_progress: Rc<dyn Fn(f64)> = Rc::new(move |sent: f64| set_progress.set(Some((from + sent) / size * 100.0)));
+            let headers = [("Upload-Offset", format!("{offset}")), ("Content-Type", "application/offset+octet-stream".to_owned())];
+            let answer = request("PATCH", &url, &headers, Some(&piece), Some(on_progress)).await;
+            match answer.status {
+                204 => offset = answer.offset().unwrap_or(end),
+                // Cut by the network, or the offset moved: ask where the server got to.
+                0 | 409 => {
+                    if answer.status == 0 {
+                        ui.set_note.set(Some(format!("Connection lost at {} of {}: retrying…", total(offset), total(size))));
+                    }
+                    match offset_of(&url, ui).await? {
+                        Some(at) => {
+                            offset = at;
+                            ui.set_note.set(Some(format!("Resumed at {} of {}", total(offset), total(size))));
+                        }
+                        None => {
+                            forget();
+                            return Err(AppError::new(410, "The upload expired: upload the file again."));
+                        }
+                    }
+                }
+                404 | 410 => {
+                    forget();
+                    return Err(answer.error());
+                }
+                _ => return Err(answer.error()),
+            }
+            ui.set_progress.set(Some(offset / size * 100.0));
+        }
+        forget();
+        Ok(())
     }
 }
