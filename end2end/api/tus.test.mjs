@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   REPO_ROOT, startServer, request, assertJson, newUserWithToken, uploadFile, fileList, downloadLink, advanceClock, TEST_CLOCK, sleep,
+  webLogin,
 } from './harness.mjs';
 
 const MiB = 1024 * 1024;
@@ -355,3 +356,28 @@ describe('expiration and limits across resumes', () => {
     assert.equal(await offsetOf(small, erin.token, a), 0);
   });
 });
+
+describe('the web session\'s cookie', () => {
+  it('authenticates an upload from this site; another site\'s page is refused (403), and a form cannot send Tus-Resumable', async () => {
+    const cookie = await webLogin(server, alice);
+    const headers = { ...TUS, cookie, origin: server.base, 'upload-length': '3', 'upload-metadata': meta('web.txt') };
+    const res = await request(server, 'POST', '/uploads', { headers });
+    assert.equal(res.status, 201, res.text);
+    const p = await request(server, 'PATCH', res.headers.location, { body: 'abc', headers: { ...OCTETS, cookie, origin: server.base, 'upload-offset': '0' } });
+    assert.equal(p.status, 204);
+    assert.equal(p.headers['peervault-cid'], ipfsCar(Buffer.from('abc')).cid);
+    // from another site: refused before anything is made
+    const evil = await newUserWithToken(server);
+    const evilHeaders = { ...headers, origin: 'https://evil.example' };
+    assertJson(await request(server, 'POST', '/uploads', { headers: evilHeaders }), 403, { message: 'Cross-site request refused' });
+    assertJson(await request(server, 'POST', '/uploads', { headers: { ...TUS, cookie, 'sec-fetch-site': 'cross-site', 'upload-length': '3', 'upload-metadata': meta('x') } }),
+      403, { message: 'Cross-site request refused' });
+    // a plain form post (no Tus-Resumable header possible)
+    refused(await request(server, 'POST', '/uploads', { headers: { cookie, origin: server.base, 'content-type': 'application/x-www-form-urlencoded' }, body: 'upload-length=3' }),
+      412, 'Tus-Resumable: 1.0.0 is required');
+    // neither a cookie nor a token: 401
+    refused(await request(server, 'POST', '/uploads', { headers: { ...TUS, 'upload-length': '3', 'upload-metadata': meta('x') } }), 401, 'Token is missing');
+    assert.equal((await fileList(server, evil.token)).length, 0);
+  });
+});
+

@@ -171,12 +171,18 @@ fn cross_site(headers: &HeaderMap, state: &AppState) -> bool {
 
 /// Server functions (the web UI's calls, authenticated by the session
 /// cookie) refuse a state-changing request from another site with 403:
-/// SameSite=Lax alone lets some cross-site posts through.
+/// SameSite=Lax alone lets some cross-site posts through. So do resumable
+/// uploads (`/uploads`) that rely on the cookie (no `Authorization`), on
+/// top of the `Tus-Resumable` header they need.
 pub async fn refuse_cross_site(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if unsafe_method && req.uri().path().starts_with("/api/") && cross_site(req.headers(), &state) {
-        tracing::warn!(target: "security", path = %req.uri().path(), "cross-site request refused");
-        return server_fn_error(AppError::forbidden("Cross-site request refused"));
+    let path = req.uri().path();
+    let server_fn = path.starts_with("/api/");
+    let cookie_upload = (path == "/uploads" || path.starts_with("/uploads/")) && !req.headers().contains_key(header::AUTHORIZATION);
+    if unsafe_method && (server_fn || cookie_upload) && cross_site(req.headers(), &state) {
+        tracing::warn!(target: "security", path = %path, "cross-site request refused");
+        let refused = AppError::forbidden("Cross-site request refused");
+        return if server_fn { server_fn_error(refused) } else { refused.into_response_json() };
     }
     next.run(req).await
 }
