@@ -381,3 +381,65 @@ describe('the web session\'s cookie', () => {
   });
 });
 
+/** Starts a PATCH of `announced` bytes, sends `first` and stalls; returns a function that drops it. */
+async function stalledPatch(srv, token, loc, offset, first, announced) {
+  const url = new URL(loc, srv.base);
+  const req = http.request({
+    method: 'PATCH', hostname: url.hostname, port: url.port, path: url.pathname,
+    headers: { ...OCTETS, authorization: token, 'upload-offset': String(offset), 'content-length': announced },
+  });
+  req.on('error', () => {});
+  await new Promise((resolve) => req.write(first, resolve));
+  await sleep(300); // the server has the request and holds the upload
+  return () => req.destroy();
+}
+
+describe('concurrency', () => {
+  it('a second PATCH while one is under way waits, then gets 423; HEAD answers meanwhile', async () => {
+    const loc = await created(server, alice.token, 4 * MiB, 'busy.bin');
+    const drop = await stalledPatch(server, alice.token, loc, 0, crypto.randomBytes(1000), 4 * MiB);
+    const t0 = Date.now();
+    refused(await patch(server, alice.token, loc, 0, 'x'), 423, 'Another request is working on this upload');
+    assert.ok(Date.now() - t0 >= 4000, 'it waited for the first');
+    assert.equal(await offsetOf(server, alice.token, loc), 0);
+    drop();
+    // the dropped PATCH keeps what arrived; then the upload is free again
+    let offset = 0;
+    for (let i = 0; i < 50 && offset === 0; i += 1) {
+      await sleep(100);
+      offset = await offsetOf(server, alice.token, loc);
+    }
+    assert.equal(offset, 1000);
+    assert.equal((await patch(server, alice.token, loc, 1000, 'y')).status, 204);
+  });
+
+  it('stalled PATCHes on many uploads hold no database connection: other uploads and calls go on', async () => {
+    const drops = [];
+    for (let i = 0; i < 12; i += 1) {
+      const loc = await created(server, bob.token, MiB, `stall-${i}.bin`);
+      drops.push(await stalledPatch(server, bob.token, loc, 0, Buffer.alloc(10), MiB));
+    }
+    try {
+      // (were each holding a pooled connection, these would wait for one and fail with 503)
+      const bytes = crypto.randomBytes(2 * MiB + 1);
+      const plain = await uploadFile(server, alice.token, bytes);
+      const loc = await created(server, alice.token, bytes.length, 'during.bin');
+      const end = await patch(server, alice.token, loc, 0, bytes);
+      assert.equal(end.status, 204);
+      assert.equal(end.headers['peervault-cid'], plain.cid);
+    } finally {
+      for (const drop of drops) drop();
+    }
+  });
+
+  it('at most 100 unfinished uploads per account: the next is 429 until one is finished or deleted', async () => {
+    const carol = await newUserWithToken(server);
+    const locs = [];
+    for (let i = 0; i < 100; i += 1) locs.push(await created(server, carol.token, 10, `n${i}`));
+    refused(await create(server, carol.token, { 'upload-length': '10', 'upload-metadata': meta('x') }), 429,
+      'Too many unfinished uploads: finish or delete one first');
+    assert.equal((await request(server, 'DELETE', locs[0], { token: carol.token, headers: TUS })).status, 204);
+    assert.equal((await create(server, carol.token, { 'upload-length': '10', 'upload-metadata': meta('x') })).status, 201);
+  });
+});
+

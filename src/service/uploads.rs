@@ -17,7 +17,7 @@ use super::{Principal, Services};
 use crate::content::{self, Importer, Params};
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::store::blobs::Staged;
-use crate::store::db::{Appended, NewUpload, UploadRow};
+use crate::store::db::{Appended, Claim, NewUpload, UploadRow};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use sha2::Digest;
@@ -63,20 +63,92 @@ fn over_quota() -> AppError {
     AppError::too_large("Storage quota exceeded").of_kind(ErrorKind::Quota)
 }
 
-fn part_key(id: &str, n: usize) -> String {
-    format!("tus{id}p{n}")
+/// A part object's key: `tus<upload id>p<part name>` (both hex). Every
+/// part has a name of its own, so a request that lost its lease can never
+/// write over a part another request recorded.
+fn part_key(id: &str, name: &str) -> String {
+    format!("tus{id}p{name}")
 }
 
-/// The leaf count of each part object of an upload (`parts` as stored).
-fn part_leaves(parts: &str) -> Vec<u64> {
-    parts.split(',').filter_map(|n| n.parse().ok()).collect()
+/// The parts of an upload (`parts` as stored): leaf count and name of each.
+fn parts_of(parts: &str) -> Vec<(u64, &str)> {
+    parts.split(',').filter_map(|p| p.split_once(':')).filter_map(|(n, name)| Some((n.parse().ok()?, name))).collect()
 }
 
 /// The upload id of a part object's key, if it is one.
 pub fn upload_of_key(key: &str) -> Option<&str> {
     let rest = key.strip_prefix("tus")?;
-    let (id, n) = rest.split_once('p')?;
-    (!id.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty()).then_some(id)
+    let (id, name) = rest.split_once('p')?;
+    let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex(id) && hex(name)).then_some(id)
+}
+
+/// How long a request holds an upload without renewing (it renews every quarter of it).
+const LEASE_MS: i64 = 10_000;
+/// How long a request waits for another one working on the same upload.
+const WAIT_FOR_LEASE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Unfinished uploads an account may have at once.
+const MAX_OPEN_UPLOADS: i64 = 100;
+
+fn offset_moved() -> AppError {
+    AppError::conflict("Upload-Offset does not match the upload's offset")
+}
+
+/// A request's hold on an upload, on every instance (a row lease, renewed
+/// while held, so a dead instance's runs out in [`LEASE_MS`]); let go when
+/// dropped. Not a database lock: a slow client holds no connection.
+struct Lease {
+    db: crate::store::Db,
+    id: String,
+    token: String,
+    renewing: tokio::task::JoinHandle<()>,
+}
+
+impl Lease {
+    /// Takes upload `id` (at `offset`, when given), waiting a little for a
+    /// request working on it: 423 if it is still busy, 409 if it moved.
+    async fn take(state: &Services, id: &str, offset: Option<u64>) -> AppResult<Lease> {
+        let token = crate::util::random_hex(8);
+        let deadline = tokio::time::Instant::now() + WAIT_FOR_LEASE;
+        loop {
+            let now = state.clock.now_ms();
+            match state.db.claim_upload(id, offset.map(|o| o as i64), &token, now, now + LEASE_MS).await? {
+                Claim::Claimed => break,
+                Claim::Moved => return Err(offset_moved()),
+                Claim::Gone => return Err(not_found()),
+                Claim::Busy if tokio::time::Instant::now() >= deadline => {
+                    return Err(AppError::new(423, "Another request is working on this upload"));
+                }
+                Claim::Busy => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+        let (db, clock, lease_id, lease_token) = (state.db.clone(), state.clock.clone(), id.to_owned(), token.clone());
+        let renewing = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis((LEASE_MS / 4) as u64)).await;
+                match db.renew_upload_lease(&lease_id, &lease_token, clock.now_ms() + LEASE_MS).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => tracing::warn!(upload = %lease_id, error = %e, "upload lease not renewed"),
+                }
+            }
+        });
+        Ok(Lease { db: state.db.clone(), id: id.to_owned(), token, renewing })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewing.abort();
+        let (db, id, token) = (self.db.clone(), std::mem::take(&mut self.id), std::mem::take(&mut self.token));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = db.release_upload(&id, &token).await {
+                    tracing::warn!(upload = %id, error = %e, "upload lease not released (it runs out)");
+                }
+            });
+        }
+    }
 }
 
 /// Room the account has for a new upload's bytes: its quota less what its
@@ -101,6 +173,9 @@ async fn check_length(state: &Services, who: &Principal, length: u64, id: &str) 
 /// `POST /uploads`: a new upload of this account; returns its id.
 pub async fn create(state: &Services, who: &Principal, req: &NewUploadRequest<'_>) -> AppResult<(String, i64)> {
     let id = crate::util::random_hex(16);
+    if state.db.open_uploads(who.user_id, state.clock.now_ms()).await? >= MAX_OPEN_UPLOADS {
+        return Err(AppError::new(429, "Too many unfinished uploads: finish or delete one first"));
+    }
     if let Some(length) = req.length {
         check_length(state, who, length, &id).await?;
     }
@@ -121,17 +196,19 @@ pub async fn create(state: &Services, who: &Principal, req: &NewUploadRequest<'_
     Ok((id, expires_at))
 }
 
-/// `HEAD /uploads/{id}`: the upload once no PATCH of it is under way (a
-/// PATCH whose client dropped keeps what arrived: its offset counts).
+/// `HEAD /uploads/{id}`: the upload, once no PATCH of it is under way (a
+/// PATCH whose client dropped keeps what arrived: its offset counts), or
+/// as it stands after a short wait.
 pub async fn status(state: &Services, who: &Principal, id: &str) -> AppResult<UploadRow> {
-    owned(state, who, id).await?;
-    let _guard = state.cid_locks.lock(&state.db, &lock_key(id)).await?;
-    owned(state, who, id).await
-}
-
-/// The lock that serialises the requests on one upload, across instances.
-fn lock_key(id: &str) -> String {
-    format!("tus{id}")
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_LEASE;
+    loop {
+        let row = owned(state, who, id).await?;
+        let busy = row.lease_until.is_some_and(|until| until > state.clock.now_ms());
+        if !busy || tokio::time::Instant::now() >= deadline {
+            return Ok(row);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// The account's upload `id`: 404 when there is none (or it is another
@@ -167,12 +244,20 @@ pub async fn append<S>(state: &Services, who: &Principal, id: &str, offset: u64,
 where
     S: Stream<Item = AppResult<Bytes>> + Unpin + Send,
 {
-    // One PATCH at a time per upload, across instances.
-    let _guard = state.cid_locks.lock(&state.db, &lock_key(id)).await?;
-    let mut row = owned(state, who, id).await?;
-    if offset != row.received as u64 {
-        return Err(AppError::conflict("Upload-Offset does not match the upload's offset"));
+    let row = owned(state, who, id).await?;
+    if row.cid.is_some() {
+        // Complete already: nothing more is taken.
+        if offset != row.received as u64 {
+            return Err(offset_moved());
+        }
+        return progress(&row, body).await;
     }
+    if offset != row.received as u64 {
+        return Err(offset_moved());
+    }
+    // One request at a time per upload, across instances.
+    let lease = Lease::take(state, id, Some(offset)).await?;
+    let mut row = owned(state, who, id).await?;
     if let Some(l) = length {
         match row.length {
             Some(known) if known as u64 != l => return Err(AppError::bad_request("Upload-Length cannot change")),
@@ -187,10 +272,6 @@ where
             }
         }
     }
-    if row.cid.is_some() {
-        // Complete already: nothing more is taken.
-        return progress(state, &row, body).await;
-    }
     // Where this PATCH may bring the upload: up to its length (or,
     // deferred, the size limit and the account's room, which counts
     // everything but this upload).
@@ -202,20 +283,24 @@ where
     if !received.checksum_ok {
         return Err(AppError::new(460, "Checksum mismatch"));
     }
-    let new_part = received.staged.is_some().then_some(received.new_leaves.len() as u64 / 64);
+    let mut new_part = None;
     if let Some(staged) = received.staged {
-        let key = part_key(id, part_leaves(&row.parts).len());
-        put(staged, key).await?;
+        let name = crate::util::random_hex(6);
+        put(staged, part_key(id, &name)).await?;
+        new_part = Some(format!("{}:{name},", received.new_leaves.len() / 64));
     }
     let total = row.received + received.count as i64;
-    let appended = Appended { received: total, new_part, new_leaves: &received.new_leaves, tail: &received.tail };
-    if !state.db.append_upload(id, row.received, &appended).await? {
-        return Err(AppError::conflict("Upload-Offset does not match the upload's offset"));
+    let appended = Appended { received: total, new_part: new_part.clone(), new_leaves: &received.new_leaves, tail: &received.tail };
+    if !state.db.append_upload(id, row.received, &lease.token, &appended).await? {
+        if let Some(entry) = &new_part {
+            remove_parts(state, id, entry).await;
+        }
+        return Err(offset_moved());
     }
     tracing::info!(upload = %id, from = row.received, to = total, cut = received.cut, "upload received");
     row.received = total;
-    if let Some(n) = new_part {
-        row.parts.push_str(&format!("{n},"));
+    if let Some(entry) = &new_part {
+        row.parts.push_str(entry);
     }
     row.leaves.push_str(&received.new_leaves);
     row.tail = received.tail;
@@ -223,11 +308,12 @@ where
         Some(l) if l == total => Some(finish(state, who, &row).await?),
         _ => None,
     };
+    drop(lease);
     Ok(Progress { offset: total as u64, expires_at: row.expires_at, stored })
 }
 
 /// A PATCH on a complete upload: an empty body at its end is fine.
-async fn progress<S>(state: &Services, row: &UploadRow, mut body: S) -> AppResult<Progress>
+async fn progress<S>(row: &UploadRow, mut body: S) -> AppResult<Progress>
 where
     S: Stream<Item = AppResult<Bytes>> + Unpin,
 {
@@ -240,7 +326,6 @@ where
         (Some(cid), Some(car_cid)) => Some(Uploaded { cid: cid.clone(), car_cid: car_cid.clone(), size: row.received as u64 }),
         _ => None,
     };
-    let _ = state;
     Ok(Progress { offset: row.received as u64, expires_at: row.expires_at, stored })
 }
 
@@ -338,9 +423,8 @@ async fn put(mut staged: Box<dyn Staged>, key: String) -> AppResult<()> {
 /// The parts then the tail, in order, as one reader (blocking).
 struct Assembled {
     blobs: std::sync::Arc<dyn crate::store::blobs::BlobStore>,
-    id: String,
-    /// Each part's length in bytes.
-    parts: Vec<u64>,
+    /// Each part's length in bytes and key.
+    parts: Vec<(u64, String)>,
     next: usize,
     current: Option<Box<dyn Read + Send>>,
     tail: io::Cursor<Vec<u8>>,
@@ -356,12 +440,11 @@ impl Read for Assembled {
                 }
                 self.current = None;
             }
-            let Some(&len) = self.parts.get(self.next) else {
+            let Some((len, key)) = self.parts.get(self.next) else {
                 return self.tail.read(out);
             };
-            let key = part_key(&self.id, self.next);
             self.next += 1;
-            let part = self.blobs.open_range(&key, 0, len)?;
+            let part = self.blobs.open_range(key, 0, *len)?;
             self.current = Some(part.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("upload part {key} is missing")))?);
         }
     }
@@ -384,8 +467,7 @@ async fn finish(state: &Services, who: &Principal, row: &UploadRow) -> AppResult
     }
     let mut parts = Assembled {
         blobs: state.blobs.clone(),
-        id: row.id.clone(),
-        parts: part_leaves(&row.parts).into_iter().map(|n| n * LEAF as u64).collect(),
+        parts: parts_of(&row.parts).into_iter().map(|(n, name)| (n * LEAF as u64, part_key(&row.id, name))).collect(),
         next: 0,
         current: None,
         tail: io::Cursor::new(row.tail.clone()),
@@ -411,19 +493,20 @@ async fn finish(state: &Services, who: &Principal, row: &UploadRow) -> AppResult
 /// Removes an upload's part objects (a failure is logged: the start-up
 /// sweep removes parts of uploads that are gone).
 async fn remove_parts(state: &Services, id: &str, parts: &str) {
-    for n in 0..part_leaves(parts).len() {
-        let (blobs, key) = (state.blobs.clone(), part_key(id, n));
+    for (_, name) in parts_of(parts) {
+        let (blobs, key) = (state.blobs.clone(), part_key(id, name));
         match tokio::task::spawn_blocking(move || blobs.remove(&key)).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(upload = %id, part = n, error = %e, "upload part not removed"),
-            Err(e) => tracing::warn!(upload = %id, part = n, error = %e, "upload part not removed"),
+            Ok(Err(e)) => tracing::warn!(upload = %id, part = name, error = %e, "upload part not removed"),
+            Err(e) => tracing::warn!(upload = %id, part = name, error = %e, "upload part not removed"),
         }
     }
 }
 
 /// `DELETE /uploads/{id}`: the upload and its parts are gone.
 pub async fn terminate(state: &Services, who: &Principal, id: &str) -> AppResult<()> {
-    let _guard = state.cid_locks.lock(&state.db, &lock_key(id)).await?;
+    owned(state, who, id).await?;
+    let _lease = Lease::take(state, id, None).await?;
     let row = owned(state, who, id).await?;
     state.db.delete_upload(id).await?;
     remove_parts(state, id, &row.parts).await;
@@ -437,9 +520,15 @@ pub async fn sweep(state: &Services) -> AppResult<usize> {
     let now = state.clock.now_ms();
     let expired = state.db.expired_uploads(now, 100).await?;
     for (id, parts) in &expired {
-        let _guard = state.cid_locks.lock(&state.db, &lock_key(id)).await?;
+        // Not while a request works on it (its lease says so).
+        let now = state.clock.now_ms();
+        let token = crate::util::random_hex(8);
+        if state.db.claim_upload(id, None, &token, now, now + LEASE_MS).await? != Claim::Claimed {
+            continue;
+        }
         remove_parts(state, id, parts).await;
         state.db.clear_upload(id).await?;
+        state.db.release_upload(id, &token).await?;
     }
     state.db.forget_uploads(now - FORGET_AFTER_MS).await?;
     Ok(expired.len())
@@ -467,8 +556,8 @@ mod tests {
 
     #[test]
     fn part_keys_name_their_upload() {
-        let key = part_key("0123abcd", 12);
-        assert_eq!(key, "tus0123abcdp12");
+        let key = part_key("0123abcd", "9f0e");
+        assert_eq!(key, "tus0123abcdp9f0e");
         assert_eq!(upload_of_key(&key), Some("0123abcd"));
         for other in ["bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "tus", "tusp1", "tus12p", "tus12px", "QmX"] {
             assert_eq!(upload_of_key(other), None, "{other}");
@@ -476,8 +565,8 @@ mod tests {
     }
 
     #[test]
-    fn part_leaf_counts_are_read_back() {
-        assert_eq!(part_leaves(""), Vec::<u64>::new());
-        assert_eq!(part_leaves("8,8,3,"), vec![8, 8, 3]);
+    fn parts_are_read_back() {
+        assert!(parts_of("").is_empty());
+        assert_eq!(parts_of("8:1f2e,3:9a0b,"), vec![(8, "1f2e"), (3, "9a0b")]);
     }
 }

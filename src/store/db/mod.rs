@@ -190,7 +190,7 @@ pub use devices::{DashboardRow, HeartbeatState, LedgerDay, TrafficDay};
 pub use files::{FileRow, InsertFile, NewFile};
 pub use network::{Finished, HolderRow, NodeTaskRow, PlacementRow, TaskRow};
 pub use resets::{EmailOwner, ResetRow};
-pub use uploads::{Appended, NewUpload, UploadRow};
+pub use uploads::{Appended, Claim, NewUpload, UploadRow};
 
 impl Db {
     /// Opens (creating if needed) the database and applies the migrations.

@@ -12,8 +12,8 @@ pub struct UploadRow {
     pub length: Option<i64>,
     /// Bytes received and kept (the parts and the tail).
     pub received: i64,
-    /// The leaf count of each part object written so far (`tus<id>p0`
-    /// ..), each followed by a comma.
+    /// Each part object written so far: `<leaf count>:<name>,` (the
+    /// object is `tus<id>p<name>`).
     pub parts: String,
     /// SHA-256 digests of the complete leaves, in hex, in order.
     pub leaves: String,
@@ -26,6 +26,8 @@ pub struct UploadRow {
     pub expires_at: i64,
     pub cid: Option<String>,
     pub car_cid: Option<String>,
+    /// Until when (ms) a request holds the upload, if one does.
+    pub lease_until: Option<i64>,
 }
 
 /// What a new upload needs.
@@ -43,14 +45,25 @@ pub struct NewUpload<'a> {
 /// What one PATCH added.
 pub struct Appended<'a> {
     pub received: i64,
-    /// The leaf count of the part object written, if one was.
-    pub new_part: Option<u64>,
+    /// The part object written, if one was: `<leaf count>:<name>,`.
+    pub new_part: Option<String>,
     /// Hex digests of the leaves the PATCH completed.
     pub new_leaves: &'a str,
     pub tail: &'a [u8],
 }
 
-const COLUMNS: &str = "id, user_id, length, received, parts, leaves, tail, metadata, name, mime, expires_at, cid, car_cid";
+const COLUMNS: &str = "id, user_id, length, received, parts, leaves, tail, metadata, name, mime, expires_at, cid, car_cid, lease_until";
+
+/// What claiming an upload for a request gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    Claimed,
+    /// Another request holds it.
+    Busy,
+    /// Its offset is not the one asked for.
+    Moved,
+    Gone,
+}
 
 impl Db {
     /// Bytes the account's unfinished uploads hold or announced (their
@@ -111,20 +124,88 @@ impl Db {
         })
     }
 
-    /// Records a PATCH that started at `from`; false if the upload moved
-    /// meanwhile (or is gone).
-    pub async fn append_upload(&self, id: &str, from: i64, a: &Appended<'_>) -> Result<bool, sqlx::Error> {
+    /// Claims upload `id` for the request `lease` until `until`, if no
+    /// other request holds it (its lease ran out at `now`) and, given
+    /// `offset`, it is at that offset.
+    pub async fn claim_upload(&self, id: &str, offset: Option<i64>, lease: &str, now: i64, until: i64) -> Result<Claim, sqlx::Error> {
+        with_pool!(self, pool => {
+            let claimed = sqlx::query(
+                "UPDATE uploads SET lease = $3, lease_until = $5 WHERE id = $1 AND ($2 IS NULL OR received = $2) \
+                 AND (lease_until IS NULL OR lease_until <= $4)",
+            )
+            .bind(id)
+            .bind(offset)
+            .bind(lease)
+            .bind(now)
+            .bind(until)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            if claimed > 0 {
+                return Ok(Claim::Claimed);
+            }
+            let row = sqlx::query("SELECT received, lease_until FROM uploads WHERE id = $1").bind(id).fetch_optional(pool).await?;
+            Ok(match row {
+                None => Claim::Gone,
+                Some(r) if offset.is_some_and(|o| r.get::<i64, _>(0) != o) => Claim::Moved,
+                Some(_) => Claim::Busy,
+            })
+        })
+    }
+
+    /// Keeps request `lease`'s hold on `id` until `until`; false if it lost it.
+    pub async fn renew_upload_lease(&self, id: &str, lease: &str, until: i64) -> Result<bool, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query("UPDATE uploads SET lease_until = $3 WHERE id = $1 AND lease = $2")
+                .bind(id)
+                .bind(lease)
+                .bind(until)
+                .execute(pool)
+                .await?
+                .rows_affected()
+                > 0)
+        })
+    }
+
+    /// Lets go of request `lease`'s hold on `id`.
+    pub async fn release_upload(&self, id: &str, lease: &str) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("UPDATE uploads SET lease = NULL, lease_until = NULL WHERE id = $1 AND lease = $2")
+                .bind(id)
+                .bind(lease)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    /// Unfinished, unexpired uploads of the account.
+    pub async fn open_uploads(&self, user_id: i64, now: i64) -> Result<i64, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query("SELECT COUNT(*) FROM uploads WHERE user_id = $1 AND cid IS NULL AND expires_at > $2")
+                .bind(user_id)
+                .bind(now)
+                .fetch_one(pool)
+                .await?
+                .get(0))
+        })
+    }
+
+    /// Records a PATCH that started at `from`, made under `lease`; false if
+    /// the upload moved meanwhile, is gone, or the lease was lost.
+    pub async fn append_upload(&self, id: &str, from: i64, lease: &str, a: &Appended<'_>) -> Result<bool, sqlx::Error> {
         with_pool!(self, pool => {
             Ok(sqlx::query(
                 "UPDATE uploads SET received = $3, parts = parts || $4, leaves = leaves || $5, tail = $6 \
-                 WHERE id = $1 AND received = $2 AND cid IS NULL",
+                 WHERE id = $1 AND received = $2 AND cid IS NULL AND lease = $7",
             )
             .bind(id)
             .bind(from)
             .bind(a.received)
-            .bind(a.new_part.map(|n| format!("{n},")).unwrap_or_default())
+            .bind(a.new_part.clone().unwrap_or_default())
             .bind(a.new_leaves)
             .bind(a.tail)
+            .bind(lease)
             .execute(pool)
             .await?
             .rows_affected()
@@ -158,6 +239,7 @@ impl Db {
         with_pool!(self, pool => {
             Ok(sqlx::query(
                 "SELECT id, parts FROM uploads WHERE expires_at <= $1 AND (parts <> '' OR leaves <> '' OR length(tail) > 0) \
+                 AND (lease_until IS NULL OR lease_until <= $1) \
                  ORDER BY expires_at LIMIT $2",
             )
             .bind(now)
