@@ -327,6 +327,20 @@ export function request(server, method, urlPath, opts = {}) {
 
 export const post = (server, urlPath, opts) => request(server, 'POST', urlPath, opts);
 
+/** The CID and CAR CID ipfs-car (npm) gives `bytes`: the reference every stored file must match. */
+export function ipfsCarCids(bytes) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-ipfscar-'));
+  try {
+    const file = path.join(dir, 'f');
+    fs.writeFileSync(file, bytes);
+    const run = (args) => execFileSync(path.join(REPO_ROOT, 'node_modules/.bin/ipfs-car'), args, { encoding: 'utf8' }).trim();
+    const cid = run(['pack', file, '--no-wrap', '-o', `${file}.car`]).split('\n').pop().trim();
+    return { cid, carCid: run(['hash', `${file}.car`]) };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Environment that lets a test move the server's clock (see `advanceClock`). */
 export const TEST_CLOCK = { PEERVAULT_TEST_CLOCK: 'true' };
 

@@ -7,40 +7,24 @@
 // on PostgreSQL + S3.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import * as tus from 'tus-js-client';
-import { REPO_ROOT, startServer, request, newUserWithToken, fileList, downloadLink } from './harness.mjs';
+import { startServer, request, newUserWithToken, fileList, downloadLink, ipfsCarCids } from './harness.mjs';
 
 const MiB = 1024 * 1024;
-const IPFS_CAR = path.join(REPO_ROOT, 'node_modules/.bin/ipfs-car');
 
 let server;
 let alice;
-let work;
 
 before(async () => {
   server = await startServer();
   alice = await newUserWithToken(server);
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-tusjs-'));
 });
 
 after(async () => {
   await server?.stop();
-  if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-/** ipfs-car's CID and CAR CID of `bytes`. */
-function ipfsCar(bytes) {
-  const file = path.join(work, `f-${crypto.randomBytes(4).toString('hex')}`);
-  fs.writeFileSync(file, bytes);
-  const run = (args) => execFileSync(IPFS_CAR, args, { encoding: 'utf8' }).trim();
-  const cid = run(['pack', file, '--no-wrap', '-o', `${file}.car`]).split('\n').pop().trim();
-  return { cid, carCid: run(['hash', `${file}.car`]) };
-}
 
 /** A seeded generator (mulberry32): the same offsets every run. */
 function seeded(seed) {
@@ -118,7 +102,7 @@ describe('tus-js-client, aborted and resumed', () => {
       }
       const end = await runClient(bytes, { url, chunkSize, name });
       assert.equal(end.done, true);
-      const ref = ipfsCar(bytes);
+      const ref = ipfsCarCids(bytes);
       assert.equal(end.cid, ref.cid, 'cid');
       assert.equal(end.carCid, ref.carCid, 'carCid');
       const row = (await fileList(server, alice.token)).find((f) => f.cid === ref.cid);

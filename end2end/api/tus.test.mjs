@@ -7,19 +7,14 @@
 // ipfs-car's. Runs on SQLite + local files and on PostgreSQL + S3.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
 import {
-  REPO_ROOT, startServer, request, assertJson, newUserWithToken, uploadFile, fileList, downloadLink, advanceClock, TEST_CLOCK, sleep,
-  webLogin,
+  startServer, request, assertJson, newUserWithToken, uploadFile, fileList, downloadLink, advanceClock, TEST_CLOCK, sleep,
+  webLogin, ipfsCarCids,
 } from './harness.mjs';
 
 const MiB = 1024 * 1024;
-const IPFS_CAR = path.join(REPO_ROOT, 'node_modules/.bin/ipfs-car');
 const TUS = { 'tus-resumable': '1.0.0' };
 const OCTETS = { ...TUS, 'content-type': 'application/offset+octet-stream' };
 const NOT_FOUND = { message: 'Upload not found' };
@@ -30,7 +25,6 @@ let server;
 let small; // quota 3 MiB, files at most 2 MiB, uploads expire in an hour, a movable clock
 let alice;
 let bob;
-let work;
 
 before(async () => {
   [server, small] = await Promise.all([
@@ -41,22 +35,12 @@ before(async () => {
   ]);
   alice = await newUserWithToken(server);
   bob = await newUserWithToken(server);
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-tus-'));
 });
 
 after(async () => {
   await Promise.all([server?.stop(), small?.stop()]);
-  if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-/** ipfs-car's CID and CAR CID of `bytes`. */
-function ipfsCar(bytes) {
-  const file = path.join(work, `f-${crypto.randomBytes(4).toString('hex')}`);
-  fs.writeFileSync(file, bytes);
-  const run = (args) => execFileSync(IPFS_CAR, args, { encoding: 'utf8' }).trim();
-  const cid = run(['pack', file, '--no-wrap', '-o', `${file}.car`]).split('\n').pop().trim();
-  return { cid, carCid: run(['hash', `${file}.car`]) };
-}
 
 const create = (srv, token, headers = {}, body) => request(srv, 'POST', '/uploads', { token, headers: { ...TUS, ...headers }, body });
 const head = (srv, token, loc, headers = TUS) => request(srv, 'HEAD', loc, { token, headers });
@@ -173,7 +157,7 @@ describe('creation', () => {
     const res = await create(server, alice.token, { 'upload-length': '0', 'upload-metadata': meta('empty.txt') });
     assert.equal(res.status, 201, res.text);
     assert.equal(res.headers['upload-offset'], '0');
-    const ref = ipfsCar(Buffer.alloc(0));
+    const ref = ipfsCarCids(Buffer.alloc(0));
     assert.equal(res.headers['peervault-cid'], ref.cid);
     assert.equal(res.headers['peervault-car-cid'], ref.carCid);
     const h = await head(server, alice.token, res.headers.location);
@@ -199,7 +183,7 @@ describe('core: PATCH', () => {
         assert.ok(last.headers['upload-expires']);
         offset = end;
       }
-      const ref = ipfsCar(bytes);
+      const ref = ipfsCarCids(bytes);
       assert.equal(last.headers['peervault-cid'], ref.cid, `cid of ${size} bytes`);
       assert.equal(last.headers['peervault-car-cid'], ref.carCid, `carCid of ${size} bytes`);
       const plain = await uploadFile(server, bob.token, bytes, { filename: `tus-${size}.bin`, type: 'application/x-test' });
@@ -256,7 +240,7 @@ describe('core: PATCH', () => {
     assert.equal(offset, 1.5 * MiB, 'every byte that arrived is kept');
     const res = await patch(server, alice.token, loc, offset, bytes.subarray(offset));
     assert.equal(res.status, 204);
-    assert.equal(res.headers['peervault-cid'], ipfsCar(bytes).cid);
+    assert.equal(res.headers['peervault-cid'], ipfsCarCids(bytes).cid);
   });
 });
 
@@ -269,7 +253,7 @@ describe('creation-with-upload and creation-defer-length', () => {
     assert.equal(res.status, 201, res.text);
     assert.equal(res.headers['upload-offset'], '1000');
     const end = await patch(server, alice.token, res.headers.location, 1000, bytes.subarray(1000));
-    assert.equal(end.headers['peervault-cid'], ipfsCar(bytes).cid);
+    assert.equal(end.headers['peervault-cid'], ipfsCarCids(bytes).cid);
   });
 
   it('a deferred length: HEAD says Upload-Defer-Length: 1 until a PATCH sets it; a smaller length than received is refused', async () => {
@@ -285,7 +269,7 @@ describe('creation-with-upload and creation-defer-length', () => {
     refused(await patch(server, alice.token, loc, MiB + 3, Buffer.alloc(0), { 'upload-length': 'many' }), 400, 'upload-length must be a non-negative integer');
     const end = await patch(server, alice.token, loc, MiB + 3, bytes.subarray(MiB + 3), { 'upload-length': String(bytes.length) });
     assert.equal(end.status, 204, end.text);
-    assert.equal(end.headers['peervault-cid'], ipfsCar(bytes).cid);
+    assert.equal(end.headers['peervault-cid'], ipfsCarCids(bytes).cid);
     assert.equal((await head(server, alice.token, loc)).headers['upload-length'], String(bytes.length));
   });
 });
@@ -307,7 +291,7 @@ describe('checksum', () => {
     const rest = bytes.subarray(600_000);
     const end = await patch(server, alice.token, loc, 600_000, rest, { 'upload-checksum': `sha256 ${digest('sha256', rest)}` });
     assert.equal(end.status, 204);
-    assert.equal(end.headers['peervault-cid'], ipfsCar(bytes).cid);
+    assert.equal(end.headers['peervault-cid'], ipfsCarCids(bytes).cid);
   });
 });
 
@@ -365,7 +349,7 @@ describe('the web session\'s cookie', () => {
     assert.equal(res.status, 201, res.text);
     const p = await request(server, 'PATCH', res.headers.location, { body: 'abc', headers: { ...OCTETS, cookie, origin: server.base, 'upload-offset': '0' } });
     assert.equal(p.status, 204);
-    assert.equal(p.headers['peervault-cid'], ipfsCar(Buffer.from('abc')).cid);
+    assert.equal(p.headers['peervault-cid'], ipfsCarCids(Buffer.from('abc')).cid);
     // from another site: refused before anything is made
     const evil = await newUserWithToken(server);
     const evilHeaders = { ...headers, origin: 'https://evil.example' };

@@ -20,21 +20,26 @@ async function network(page) {
     { offline, latency: 0, downloadThroughput: -1, uploadThroughput });
 }
 
-/** Waits until the progress bar is past `percent`. */
-async function pastPercent(page, percent) {
-  const bar = page.getByLabel('Upload progress');
-  await expect.poll(async () => Number(await bar.getAttribute('value')), { timeout: 15_000 }).toBeGreaterThan(percent);
-}
-
-test('the connection drops mid-upload and comes back: the upload goes on from where the server got to', async ({ page }) => {
+/**
+ * Signs up, opens /files and starts uploading a file of `size` random
+ * bytes at 1 MiB/s; resolves once the progress bar is past `percent`, with
+ * the file's path and the network emulation.
+ */
+async function uploadUntil(page, name, size, percent) {
   await signedIn(page, 'r');
   await open(page, '/files');
-  const file = tempFile('offline.bin', randomBytes(6 * MiB + 321));
+  const file = tempFile(name, randomBytes(size));
   await page.getByLabel('File').setInputFiles(file);
   const emulate = await network(page);
   await emulate(MiB);
   await page.getByRole('button', { name: 'Upload' }).click();
-  await pastPercent(page, 25);
+  const bar = page.getByLabel('Upload progress');
+  await expect.poll(async () => Number(await bar.getAttribute('value')), { timeout: 15_000 }).toBeGreaterThan(percent);
+  return { file, emulate };
+}
+
+test('the connection drops mid-upload and comes back: the upload goes on from where the server got to', async ({ page }) => {
+  const { file, emulate } = await uploadUntil(page, 'offline.bin', 6 * MiB + 321, 25);
   await emulate(MiB, true);
   await expect(page.getByRole('status')).toContainText('Connection lost', { timeout: 10_000 });
   await page.waitForTimeout(1500); // offline for a while: the page keeps asking
@@ -47,14 +52,7 @@ test('the connection drops mid-upload and comes back: the upload goes on from wh
 });
 
 test('a reload mid-upload: the page says the upload did not finish; the same file resumes from where it was', async ({ page }) => {
-  await signedIn(page, 'r');
-  await open(page, '/files');
-  const file = tempFile('reloaded.bin', randomBytes(7 * MiB + 5));
-  await page.getByLabel('File').setInputFiles(file);
-  const emulate = await network(page);
-  await emulate(MiB);
-  await page.getByRole('button', { name: 'Upload' }).click();
-  await pastPercent(page, 35);
+  const { file } = await uploadUntil(page, 'reloaded.bin', 7 * MiB + 5, 35);
   await page.reload();
   await hydrated(page);
   await expect(page.getByRole('status')).toHaveText(

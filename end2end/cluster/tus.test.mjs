@@ -6,14 +6,10 @@
 // `make test-cluster` (PostgreSQL + S3).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
 import {
-  REPO_ROOT, startServer, sharedStorage, onPostgres, onS3, request, newUserWithToken, fileList, downloadLink, storedObjects,
+  startServer, sharedStorage, onPostgres, onS3, request, newUserWithToken, fileList, downloadLink, storedObjects, ipfsCarCids,
 } from '../api/harness.mjs';
 
 const MiB = 1024 * 1024;
@@ -23,28 +19,18 @@ const OCTETS = { ...TUS, 'content-type': 'application/offset+octet-stream' };
 let a;
 let b;
 let alice;
-let work;
 
 before(async () => {
   assert.ok(onPostgres && onS3, 'run inside scripts/with-postgres.sh and scripts/with-s3.sh (make test-cluster)');
   const env = { ...sharedStorage(), PEERVAULT_JWT_SECRET: crypto.randomBytes(32).toString('hex') };
   [a, b] = await Promise.all([startServer(env), startServer(env)]);
   alice = await newUserWithToken(a);
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-tus-cluster-'));
 });
 
 after(async () => {
   await Promise.all([a?.stop(), b?.stop()]);
-  if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-function ipfsCar(bytes) {
-  const file = path.join(work, `f-${crypto.randomBytes(4).toString('hex')}`);
-  fs.writeFileSync(file, bytes);
-  const run = (args) => execFileSync(path.join(REPO_ROOT, 'node_modules/.bin/ipfs-car'), args, { encoding: 'utf8' }).trim();
-  const cid = run(['pack', file, '--no-wrap', '-o', `${file}.car`]).split('\n').pop().trim();
-  return { cid, carCid: run(['hash', `${file}.car`]) };
-}
 
 const create = async (srv, length, name) => {
   const res = await request(srv, 'POST', '/uploads', {
@@ -74,7 +60,7 @@ describe('one upload, two instances', () => {
       assert.deepEqual(statuses, [204, 409], `round ${round}: ${answers.map((r) => r.text).join(' | ')}`);
       assert.equal(await offsetOf(b, loc), at + 2 * MiB);
     }
-    const ref = ipfsCar(bytes);
+    const ref = ipfsCarCids(bytes);
     const row = (await fileList(b, alice.token)).find((f) => f.name === 'race.bin');
     assert.equal(row.cid, ref.cid);
     assert.equal(row.carCid, ref.carCid);
@@ -107,7 +93,7 @@ describe('one upload, two instances', () => {
       assert.deepEqual(end.json, { message: 'Another request is working on this upload' });
     }
     assert.equal(end.status, 204, end.text);
-    const ref = ipfsCar(bytes);
+    const ref = ipfsCarCids(bytes);
     assert.equal(end.headers['peervault-cid'], ref.cid);
     assert.equal(end.headers['peervault-car-cid'], ref.carCid);
     const link = new URL(await downloadLink(b, alice.token, ref.cid));
