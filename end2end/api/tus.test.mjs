@@ -153,6 +153,17 @@ describe('creation', () => {
     assert.equal((await create(small, carol.token, { 'upload-length': String(MiB), 'upload-metadata': meta('x') })).status, 201);
   });
 
+  it('a file type that is not a media type is not stored: the type is guessed from the name', async () => {
+    for (const type of ['text/html\r\nSet-Cookie: a=b', 'not a type', '<script>/x']) {
+      const name = `typed-${crypto.randomBytes(3).toString('hex')}.txt`;
+      const res = await create(server, alice.token, { 'upload-length': '2', 'upload-metadata': meta(name, type) });
+      assert.equal(res.status, 201, res.text);
+      assert.equal((await patch(server, alice.token, res.headers.location, 0, 'hi')).status, 204);
+      const row = (await fileList(server, alice.token)).find((f) => f.name === name);
+      assert.equal(row.type, 'text/plain', type);
+    }
+  });
+
   it('an upload of 0 bytes is stored as it is created', async () => {
     const res = await create(server, alice.token, { 'upload-length': '0', 'upload-metadata': meta('empty.txt') });
     assert.equal(res.status, 201, res.text);

@@ -241,7 +241,9 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<Re
     if name.is_empty() {
         return Err(AppError::bad_request("Upload-Metadata must name the file (filename)").into());
     }
-    let mime = files::mime_for(text(&pairs, &["filetype", "type"]).as_deref(), &name);
+    // Only a well-formed media type is kept (the value is free bytes); else a guess from the name.
+    let declared = text(&pairs, &["filetype", "type"]).and_then(|t| t.trim().parse::<mime_guess::mime::Mime>().ok());
+    let mime = files::mime_for(declared.as_ref().map(|m| m.essence_str()), &name);
     // creation-with-upload: a body with the offset content type is the first PATCH.
     let with_body = header_str(headers, "content-type")?.is_some_and(|t| t.eq_ignore_ascii_case(OFFSET_OCTET_STREAM));
     let checksum = if with_body { checksum(headers)? } else { None };
