@@ -253,29 +253,31 @@ async fn remove_orphans(db: &Db, blobs: &Arc<dyn BlobStore>) -> Result<(), Strin
     .await?;
     let mut removed = 0;
     for key in keys {
-        // A part of a resumable upload: kept while the upload is.
-        if let Some(upload) = peervault::service::uploads::upload_of_key(&key) {
-            if db.upload(upload).await.map_err(|e| format!("database: {e}"))?.is_some() {
-                continue;
+        let (what, _lock) = match peervault::service::uploads::upload_of_key(&key) {
+            // A part of a resumable upload: kept while the upload is.
+            Some(upload) => {
+                if db.upload(upload).await.map_err(|e| format!("database: {e}"))?.is_some() {
+                    continue;
+                }
+                ("upload part", None)
             }
-            let blobs = blobs.clone();
-            let what = format!("cannot remove orphan upload part {key}");
-            blocking(move || blobs.remove(&key).map_err(|e| format!("{what}: {e}"))).await?;
-            removed += 1;
-            continue;
-        }
-        if db.blob_exists(&key).await.map_err(|e| format!("database: {e}"))? {
-            continue;
-        }
-        // Another instance on the same database may be between storing this
-        // object and committing its row: it holds the CID's lock until then.
-        let _lock = db.lock_cid(&key).await.map_err(|e| format!("database: {e}"))?;
-        if !db.blob_exists(&key).await.map_err(|e| format!("database: {e}"))? {
-            let blobs = blobs.clone();
-            let what = format!("cannot remove orphan object {key}");
-            blocking(move || blobs.remove(&key).map_err(|e| format!("{what}: {e}"))).await?;
-            removed += 1;
-        }
+            None => {
+                if db.blob_exists(&key).await.map_err(|e| format!("database: {e}"))? {
+                    continue;
+                }
+                // Another instance on the same database may be between storing this
+                // object and committing its row: it holds the CID's lock until then.
+                let lock = db.lock_cid(&key).await.map_err(|e| format!("database: {e}"))?;
+                if db.blob_exists(&key).await.map_err(|e| format!("database: {e}"))? {
+                    continue;
+                }
+                ("object", lock)
+            }
+        };
+        let blobs = blobs.clone();
+        let what = format!("cannot remove orphan {what} {key}");
+        blocking(move || blobs.remove(&key).map_err(|e| format!("{what}: {e}"))).await?;
+        removed += 1;
     }
     if removed > 0 {
         tracing::info!(removed, "removed objects no file refers to");

@@ -281,11 +281,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<Re
 pub async fn head(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
     let who = caller(&state, &headers).await?;
     let row = uploads::status(&state, &who, &id).await?;
-    let stored = match (&row.cid, &row.car_cid) {
-        (Some(cid), Some(car_cid)) => Some(files::Uploaded { cid: cid.clone(), car_cid: car_cid.clone(), size: row.received as u64 }),
-        _ => None,
-    };
-    let mut res = with_progress(status(StatusCode::OK), &Progress { offset: row.received as u64, expires_at: row.expires_at, stored });
+    let mut res = with_progress(status(StatusCode::OK), &uploads::standing(&row));
     match row.length {
         Some(l) => set(&mut res, "upload-length", l),
         None => set(&mut res, "upload-defer-length", 1),

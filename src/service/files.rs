@@ -79,11 +79,11 @@ pub struct Uploaded {
     pub size: u64,
 }
 
-fn too_large() -> AppError {
+pub(crate) fn too_large() -> AppError {
     AppError::too_large("File too large")
 }
 
-fn over_quota() -> AppError {
+pub(crate) fn over_quota() -> AppError {
     AppError::too_large("Storage quota exceeded").of_kind(ErrorKind::Quota)
 }
 
@@ -231,7 +231,7 @@ pub async fn commit(state: &Services, who: &Principal, ingested: Ingested, name:
 
 /// Puts the staged bytes in place under `key`; hands the staged copy back
 /// (it is kept until dropped, for putting back).
-async fn put_object(mut staged: Box<dyn Staged>, key: &str) -> AppResult<Box<dyn Staged>> {
+pub(crate) async fn put_object(mut staged: Box<dyn Staged>, key: &str) -> AppResult<Box<dyn Staged>> {
     let key = key.to_owned();
     let (staged, done) = tokio::task::spawn_blocking(move || {
         let done = staged.commit(&key);
@@ -261,7 +261,7 @@ pub async fn remove_unreferenced(state: &Services, cids: &[String]) -> AppResult
     Ok(())
 }
 
-async fn remove_object(state: &Services, cid: &str) -> AppResult<()> {
+pub(crate) async fn remove_object(state: &Services, cid: &str) -> AppResult<()> {
     let blobs = state.blobs.clone();
     let key = cid.to_owned();
     tokio::task::spawn_blocking(move || blobs.remove(&key)).await.map_err(AppError::internal)?.map_err(AppError::storage)?;

@@ -12,10 +12,10 @@
 //! final object while the CAR's hash is taken, and the file is stored
 //! exactly as `POST /upload_file` stores it (same checks, same rows).
 
-use super::files::{self, Uploaded};
+use super::files::{self, over_quota, too_large, Uploaded};
 use super::{Principal, Services};
 use crate::content::{self, Importer, Params};
-use crate::error::{AppError, AppResult, ErrorKind};
+use crate::error::{AppError, AppResult};
 use crate::store::blobs::Staged;
 use crate::store::db::{Appended, Claim, NewUpload, UploadRow};
 use bytes::Bytes;
@@ -53,14 +53,6 @@ pub struct Progress {
 
 fn not_found() -> AppError {
     AppError::not_found("Upload not found")
-}
-
-fn too_large() -> AppError {
-    AppError::too_large("File too large")
-}
-
-fn over_quota() -> AppError {
-    AppError::too_large("Storage quota exceeded").of_kind(ErrorKind::Quota)
 }
 
 /// A part object's key: `tus<upload id>p<part name>` (both hex). Every
@@ -286,7 +278,7 @@ where
     let mut new_part = None;
     if let Some(staged) = received.staged {
         let name = crate::util::random_hex(6);
-        put(staged, part_key(id, &name)).await?;
+        files::put_object(staged, &part_key(id, &name)).await?;
         new_part = Some(format!("{}:{name},", received.new_leaves.len() / 64));
     }
     let total = row.received + received.count as i64;
@@ -322,11 +314,16 @@ where
             return Err(AppError::conflict("Upload-Offset does not match the upload's offset"));
         }
     }
+    Ok(standing(row))
+}
+
+/// Where an upload stands as recorded (with the file it became, once complete).
+pub fn standing(row: &UploadRow) -> Progress {
     let stored = match (&row.cid, &row.car_cid) {
         (Some(cid), Some(car_cid)) => Some(Uploaded { cid: cid.clone(), car_cid: car_cid.clone(), size: row.received as u64 }),
         _ => None,
     };
-    Ok(Progress { offset: row.received as u64, expires_at: row.expires_at, stored })
+    Progress { offset: row.received as u64, expires_at: row.expires_at, stored }
 }
 
 /// Reads the body on the blocking pool: leaves cut and hashed as they
@@ -416,10 +413,6 @@ where
     Ok(received)
 }
 
-async fn put(mut staged: Box<dyn Staged>, key: String) -> AppResult<()> {
-    tokio::task::spawn_blocking(move || staged.commit(&key)).await.map_err(AppError::internal)?.map_err(AppError::storage)
-}
-
 /// The parts then the tail, in order, as one reader (blocking).
 struct Assembled {
     blobs: std::sync::Arc<dyn crate::store::blobs::BlobStore>,
@@ -494,11 +487,8 @@ async fn finish(state: &Services, who: &Principal, row: &UploadRow) -> AppResult
 /// sweep removes parts of uploads that are gone).
 async fn remove_parts(state: &Services, id: &str, parts: &str) {
     for (_, name) in parts_of(parts) {
-        let (blobs, key) = (state.blobs.clone(), part_key(id, name));
-        match tokio::task::spawn_blocking(move || blobs.remove(&key)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(upload = %id, part = name, error = %e, "upload part not removed"),
-            Err(e) => tracing::warn!(upload = %id, part = name, error = %e, "upload part not removed"),
+        if let Err(e) = files::remove_object(state, &part_key(id, name)).await {
+            tracing::warn!(upload = %id, part = name, error = %e.message, "upload part not removed");
         }
     }
 }
