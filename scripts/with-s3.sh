@@ -78,14 +78,16 @@ EOF
 # Its own session (so its own process group), started in the temporary
 # directory with HOME there, so that no filer.toml, security.toml... of this
 # machine is read. Volumes grow one at a time, up to 32 MB each, and are not
-# preallocated: the data directory holds what was written.
+# preallocated: the data directory holds what was written. At most 100 of
+# them (3.2 GB; deleted objects are not reclaimed meanwhile): WEED_VOLUMES=n
+# for more (the benchmarks).
 # Started by a function that scripts/weed-ctl.sh can run again (the fault
 # tests stop the server and start it on the same ports and data).
 weed_start() {
   (cd "$dir" && HOME=$dir WEED_MASTER_VOLUME_GROWTH_COPY_1=1 exec setsid "$weed" server \
     -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.port="$master_port" -master.volumeSizeLimitMB=32 -master.telemetry=false \
-    -volume.port="$volume_port" -volume.max=100 -volume.preStopSeconds=0 \
+    -volume.port="$volume_port" -volume.max="${WEED_VOLUMES:-100}" -volume.preStopSeconds=0 \
     -filer -filer.port="$filer_port" -filer.localSocket="$dir/filer.sock" \
     -s3 -s3.port="$s3_port" -s3.config="$dir/s3.json" -s3.autoCreateBucket=false \
     -s3.localSocket="$dir/s3.sock" -s3.port.iceberg=0 -s3.port.lance=0 \

@@ -279,6 +279,27 @@ async fn remove_orphans(db: &Db, blobs: &Arc<dyn BlobStore>) -> Result<(), Strin
         blocking(move || blobs.remove(&key).map_err(|e| format!("{what}: {e}"))).await?;
         removed += 1;
     }
+    // Multipart objects of resumable uploads that are gone, or that their
+    // upload does not record (a request that failed before recording one).
+    let unfinished = blocking({
+        let blobs = blobs.clone();
+        move || blobs.multipart().map_or(Ok(Vec::new()), |m| m.unfinished()).map_err(|e| format!("cannot list unfinished uploads: {e}"))
+    })
+    .await?;
+    for (key, upload) in unfinished {
+        if let Some(id) = peervault::service::uploads::upload_of_key(&key) {
+            let row = db.upload(id).await.map_err(|e| format!("database: {e}"))?;
+            if row.is_some_and(|r| r.multipart.as_deref() == Some(upload.as_str())) {
+                continue;
+            }
+        }
+        let blobs = blobs.clone();
+        blocking(move || {
+            blobs.multipart().map_or(Ok(()), |m| m.abort(&key, &upload)).map_err(|e| format!("cannot remove unfinished upload {key}: {e}"))
+        })
+        .await?;
+        removed += 1;
+    }
     if removed > 0 {
         tracing::info!(removed, "removed objects no file refers to");
     }

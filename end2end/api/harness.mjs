@@ -133,6 +133,20 @@ export async function storedObjects(dataDir) {
   return names.map((cid) => path.join(cid.slice(-2), cid)).sort();
 }
 
+/**
+ * Multipart objects begun and neither completed nor aborted: locally the
+ * files under the server's `blobs/multipart/`; on S3, the multipart uploads
+ * of the whole test bucket (SeaweedFS keeps them under `.uploads/`).
+ */
+export async function unfinishedMultipartUploads(dataDir) {
+  if (!onS3) return fs.readdirSync(path.join(dataDir, 'blobs', 'multipart')).sort();
+  const res = await fetch(`${S3_FILER}/buckets/${S3_BUCKET}/.uploads/?limit=1000`, { headers: { Accept: 'application/json' } });
+  const text = await res.text();
+  if (res.status === 404 || text.trim() === '') return [];
+  assert.equal(res.status, 200, `filer listing: ${text.slice(0, 200)}`);
+  return (JSON.parse(text).Entries ?? []).map((e) => path.posix.basename(e.FullPath));
+}
+
 /** The bytes of the object of `cid`, or null when there is none. */
 export async function objectBytes(dataDir, cid) {
   if (!onS3) {

@@ -11,8 +11,9 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import {
   startServer, request, assertJson, newUserWithToken, uploadFile, fileList, downloadLink, advanceClock, TEST_CLOCK, sleep,
-  webLogin, ipfsCarCids,
+  webLogin, serverFn, ipfsCarCids, storedObjects, objectBytes, onS3, unfinishedMultipartUploads,
 } from './harness.mjs';
+import path from 'node:path';
 
 const MiB = 1024 * 1024;
 const TUS = { 'tus-resumable': '1.0.0' };
@@ -212,6 +213,53 @@ describe('core: PATCH', () => {
     }
   });
 
+  it('many MiB in uneven PATCHes: leaves too few for an S3 part wait as part objects, then go into the multipart object; the file is ipfs-car\'s and nothing of the upload is left', async () => {
+    const bytes = crypto.randomBytes(23 * MiB + 12345);
+    const open = await unfinishedMultipartUploads(server.dataDir);
+    const loc = await created(server, alice.token, bytes.length, 'many.bin');
+    const id = loc.split('/').pop();
+    const partObjects = async () => (await storedObjects(server.dataDir)).filter((k) => path.basename(k).startsWith(`tus${id}`));
+    let offset = 0;
+    let last;
+    // 2 + 2 leaves wait as part objects (under S3's 5 MiB); + 3 make a part
+    // of 7; 9 leaves are a part of their own; 1 more leaf waits; the end
+    // (with a tail of 12345 bytes) goes in as the last part.
+    const pieces = [2 * MiB, 2 * MiB + 100, 3 * MiB - 100, 9 * MiB, MiB + 5, Infinity];
+    const waiting = [1, 2, 0, 0, 1, 0];
+    for (const [i, piece] of pieces.entries()) {
+      const end = Math.min(bytes.length, offset + piece);
+      last = await patch(server, alice.token, loc, offset, bytes.subarray(offset, end));
+      assert.equal(last.status, 204, last.text);
+      offset = end;
+      if (i < pieces.length - 1) {
+        // Locally the leaves go straight into the upload's multipart object.
+        assert.equal((await partObjects()).length, onS3 ? waiting[i] : 0, `part objects after PATCH ${i + 1}`);
+      }
+    }
+    const ref = ipfsCarCids(bytes);
+    assert.equal(last.headers['peervault-cid'], ref.cid);
+    assert.equal(last.headers['peervault-car-cid'], ref.carCid);
+    assert.deepEqual(await partObjects(), [], 'no part object, no multipart object left');
+    assert.ok((await objectBytes(server.dataDir, ref.cid)).equals(bytes), 'the stored object');
+    const url = new URL(await downloadLink(server, alice.token, ref.cid));
+    const got = await request(server, 'GET', url.pathname + url.search, { timeout: 60_000 });
+    assert.ok(got.raw.equals(bytes), 'the bytes downloaded');
+    assert.deepEqual(await unfinishedMultipartUploads(server.dataDir), open, 'no multipart object left open');
+  });
+
+  it('DELETE of an upload with parts sent: its multipart object and part objects are gone', async () => {
+    const bytes = crypto.randomBytes(9 * MiB);
+    const open = await unfinishedMultipartUploads(server.dataDir);
+    const loc = await created(server, alice.token, bytes.length, 'deleted.bin');
+    const id = loc.split('/').pop();
+    assert.equal((await patch(server, alice.token, loc, 0, bytes.subarray(0, 6 * MiB))).status, 204);
+    assert.equal((await patch(server, alice.token, loc, 6 * MiB, bytes.subarray(6 * MiB, 8 * MiB))).status, 204);
+    assert.equal((await unfinishedMultipartUploads(server.dataDir)).filter((u) => !open.includes(u)).length, 1, 'the parts are held');
+    assert.equal((await request(server, 'DELETE', loc, { token: alice.token, headers: TUS })).status, 204);
+    assert.deepEqual((await storedObjects(server.dataDir)).filter((k) => path.basename(k).startsWith(`tus${id}`)), []);
+    assert.deepEqual(await unfinishedMultipartUploads(server.dataDir), open, 'the multipart object is aborted');
+  });
+
   it('bad PATCHes are refused and change nothing: wrong offset (409), content type (415), no offset (400), past the length (413)', async () => {
     const loc = await created(server, alice.token, 10);
     assert.equal((await patch(server, alice.token, loc, 0, 'abcd')).status, 204);
@@ -325,6 +373,27 @@ describe('termination and other accounts', () => {
     assert.equal((await head(server, alice.token, loc)).status, 404);
     refused(await patch(server, alice.token, loc, 2 * MiB, 'x'), 404, NOT_FOUND.message);
     refused(await request(server, 'DELETE', loc, { token: alice.token, headers: TUS }), 404, NOT_FOUND.message);
+  });
+});
+
+describe('an account deleted with unfinished uploads', () => {
+  it('takes what they received with it: part objects and multipart objects', async () => {
+    const carol = await newUserWithToken(server);
+    const open = await unfinishedMultipartUploads(server.dataDir);
+    const bytes = crypto.randomBytes(12 * MiB);
+    const big = await created(server, carol.token, bytes.length, 'big.bin');
+    assert.equal((await patch(server, carol.token, big, 0, bytes.subarray(0, 7 * MiB))).status, 204);
+    const small = await created(server, carol.token, bytes.length, 'small.bin');
+    assert.equal((await patch(server, carol.token, small, 0, bytes.subarray(0, 2 * MiB))).status, 204);
+    const ids = [big, small].map((loc) => loc.split('/').pop());
+    const ofCarol = async () => (await storedObjects(server.dataDir)).filter((k) => ids.some((id) => path.basename(k).startsWith(`tus${id}`)));
+    assert.ok((await unfinishedMultipartUploads(server.dataDir)).length > open.length, 'a multipart object is held');
+    const cookie = await webLogin(server, carol);
+    const del = await serverFn(server, 'delete_account', { confirm: carol.username }, { cookie });
+    assert.equal(del.status, 200, del.text.slice(0, 300));
+    assert.deepEqual(await ofCarol(), []);
+    assert.deepEqual(await unfinishedMultipartUploads(server.dataDir), open);
+    assert.equal((await head(server, alice.token, big)).status, 404);
   });
 });
 

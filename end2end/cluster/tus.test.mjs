@@ -2,7 +2,8 @@
 // PostgreSQL database, one bucket and the JWT secret. PATCHes of one upload
 // sent to both at once are serialised (one is taken, the other is told the
 // offset moved); an upload started on A, with A killed by SIGKILL in the
-// middle of a PATCH, is finished on B, and the file is ipfs-car's. Run by
+// middle of a PATCH, is finished on B (completing the S3 multipart object A
+// began), and the file is ipfs-car's. Run by
 // `make test-cluster` (PostgreSQL + S3).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import {
   startServer, sharedStorage, onPostgres, onS3, request, newUserWithToken, fileList, downloadLink, storedObjects, ipfsCarCids,
+  unfinishedMultipartUploads,
 } from '../api/harness.mjs';
 
 const MiB = 1024 * 1024;
@@ -68,24 +70,27 @@ describe('one upload, two instances', () => {
 
   it('started on A, A killed with SIGKILL mid-PATCH, finished on B: ipfs-car\'s file, every byte; no part left behind', async () => {
     const bytes = crypto.randomBytes(9 * MiB + 123);
+    const open = await unfinishedMultipartUploads(a.dataDir);
     const loc = await create(a, bytes.length, 'moved.bin');
-    assert.equal((await patch(a, loc, 0, bytes.subarray(0, 3 * MiB + 5))).status, 204);
+    // 6 leaves: A sends them as the first part of the upload's S3 multipart object.
+    const first = 6 * MiB + 5;
+    assert.equal((await patch(a, loc, 0, bytes.subarray(0, first))).status, 204);
     // A PATCH to A that announces the rest, sends 2 MiB of it and stalls; A dies under it.
     const url = new URL(loc, a.base);
     const req = http.request({
       method: 'PATCH', hostname: url.hostname, port: url.port, path: url.pathname,
-      headers: { ...OCTETS, authorization: alice.token, 'upload-offset': String(3 * MiB + 5), 'content-length': bytes.length - (3 * MiB + 5) },
+      headers: { ...OCTETS, authorization: alice.token, 'upload-offset': String(first), 'content-length': bytes.length - first },
     });
     req.on('error', () => {});
-    await new Promise((resolve) => req.write(bytes.subarray(3 * MiB + 5, 5 * MiB + 5), resolve));
+    await new Promise((resolve) => req.write(bytes.subarray(first, first + 2 * MiB), resolve));
     a.proc.kill('SIGKILL');
     await a.waitForExit();
     req.destroy();
     // B sees the upload where A last recorded it (the cut PATCH was not), and
     // takes the rest once A's hold on it has run out (423 until then, as a
-    // tus client retries).
+    // tus client retries), completing the multipart object A began.
     const offset = await offsetOf(b, loc);
-    assert.equal(offset, 3 * MiB + 5);
+    assert.equal(offset, first);
     let end;
     for (let i = 0; i < 5; i += 1) {
       end = await patch(b, loc, offset, bytes.subarray(offset));
@@ -101,5 +106,6 @@ describe('one upload, two instances', () => {
     assert.ok(got.raw.equals(bytes), 'every byte');
     const id = loc.split('/').pop();
     assert.deepEqual((await storedObjects(b.dataDir)).filter((o) => o.includes(`tus${id}`)), [], 'the parts are gone');
+    assert.deepEqual(await unfinishedMultipartUploads(b.dataDir), open, 'no multipart object left open');
   });
 });

@@ -224,14 +224,19 @@ pub async fn change_password(state: &Services, who: &Principal, current: &str, n
 }
 
 /// Deletes the account once `confirm` repeats its username: every row in
-/// one transaction, then the objects no other account references.
+/// one transaction, then the objects no other account references and what
+/// its unfinished uploads received.
 pub async fn delete_account(state: &Services, who: &Principal, confirm: &str, client: &str) -> AppResult<()> {
     who.require_user()?;
     if !confirm.trim().eq_ignore_ascii_case(&who.username) {
         return Err(AppError::bad_request("Type your username to confirm"));
     }
+    let uploads = state.db.uploads_of(who.user_id).await?;
     let unreferenced = state.db.delete_account(who.user_id).await?;
     super::files::remove_unreferenced(state, &unreferenced).await?;
+    for upload in &uploads {
+        super::uploads::remove_parts(state, upload).await;
+    }
     tracing::info!(target: "security", user_id = who.user_id, %client, "account deleted");
     Ok(())
 }

@@ -1,22 +1,26 @@
 //! Resumable uploads (the tus 1.0 protocol is spoken by `api::tus`; this
 //! is what it does). An upload's state is in the database and its bytes in
 //! the blob store, so any instance resumes it:
-//! - each PATCH's complete 1 MiB leaves become one object `tus<id>p<n>`,
-//!   hashed as they arrive (their digests are kept, in order);
+//! - complete 1 MiB leaves are hashed as they arrive (their digests are
+//!   kept, in order) and go into one multipart object per upload,
+//!   `tus<id>p0`: written in place locally; on S3 as the parts of one S3
+//!   multipart upload, and leaves that do not yet make S3's least part
+//!   (5 MiB) wait as small objects `tus<id>p<name>` until more arrive;
 //! - the bytes after the last complete leaf are kept with the row;
-//! - PATCHes on one upload are serialised by a lock that spans instances
-//!   (a PostgreSQL advisory lock, released if the instance dies).
+//! - PATCHes on one upload are serialised by a row lease that spans
+//!   instances (renewed while a request works; a dead instance's runs out).
 //!
 //! When the last byte arrives, the tree is built from the kept digests
-//! (the leaves are not hashed again), the parts are copied once into the
-//! final object while the CAR's hash is taken, and the file is stored
+//! (the leaves are not hashed again), the multipart object is completed
+//! where it is and copied under its CID (locally a second name for the
+//! file), the CAR's hash taken from it meanwhile, and the file is stored
 //! exactly as `POST /upload_file` stores it (same checks, same rows).
 
 use super::files::{self, over_quota, too_large, Uploaded};
 use super::{Principal, Services};
 use crate::content::{self, Importer, Params};
 use crate::error::{AppError, AppResult};
-use crate::store::blobs::Staged;
+use crate::store::blobs::{BlobStore, Multipart, PartWriter, Staged};
 use crate::store::db::{Appended, Claim, NewUpload, UploadRow};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -65,6 +69,43 @@ fn part_key(id: &str, name: &str) -> String {
 /// The parts of an upload (`parts` as stored): leaf count and name of each.
 fn parts_of(parts: &str) -> Vec<(u64, &str)> {
     parts.split(',').filter_map(|p| p.split_once(':')).filter_map(|(n, name)| Some((n.parse().ok()?, name))).collect()
+}
+
+/// The S3 multipart object of an upload (`tus<id>p0`: no part object
+/// has a name that short).
+fn multipart_key(id: &str) -> String {
+    part_key(id, "0")
+}
+
+/// Leaves in a part sent to the store (each is held in memory while it is sent to S3).
+const PART_LEAVES: u64 = 8;
+
+/// The least leaves a part may have unless it is the last.
+fn min_part_leaves(multipart: &dyn Multipart) -> u64 {
+    multipart.min_part().div_ceil(LEAF as u64)
+}
+
+/// Leaves recorded in an upload's multipart object (`multipart_parts`).
+fn multipart_leaves(multipart_parts: &str) -> u64 {
+    parts_of(multipart_parts).iter().map(|(n, _)| n).sum()
+}
+
+/// How `leaves` (at least `min`) are cut into parts: of [`PART_LEAVES`], a
+/// remainder smaller than `min` going to the last one.
+fn part_sizes(leaves: u64, min: u64) -> Vec<u64> {
+    let mut sizes = vec![PART_LEAVES; (leaves / PART_LEAVES) as usize];
+    let rest = leaves % PART_LEAVES;
+    match sizes.last_mut() {
+        Some(last) if rest < min => *last += rest,
+        _ if rest > 0 => sizes.push(rest),
+        _ => {}
+    }
+    sizes
+}
+
+/// The ETags of an upload's S3 parts (`multipart_parts` as stored).
+fn tags_of(multipart_parts: &str) -> Vec<String> {
+    parts_of(multipart_parts).into_iter().filter_map(|(_, tag)| String::from_utf8(hex::decode(tag).ok()?).ok()).collect()
 }
 
 /// The upload id of a part object's key, if it is one.
@@ -219,6 +260,8 @@ pub async fn owned(state: &Services, who: &Principal, id: &str) -> AppResult<Upl
 /// What a PATCH's worker hands back.
 struct Received {
     staged: Option<Box<dyn Staged>>,
+    /// Leaves written straight into the multipart object.
+    direct: u64,
     /// Digests (hex) of the leaves this PATCH completed.
     new_leaves: String,
     tail: Vec<u8>,
@@ -271,29 +314,64 @@ where
         Some(l) => l as u64,
         None => (state.settings.max_file_bytes.max(0) as u64).min(room(state, who, id).await?),
     };
-    let received = receive(state, &row, limit, checksum, body).await?;
-    if !received.checksum_ok {
-        return Err(AppError::new(460, "Checksum mismatch"));
-    }
-    let mut new_part = None;
-    if let Some(staged) = received.staged {
-        let name = crate::util::random_hex(6);
-        files::put_object(staged, &part_key(id, &name)).await?;
-        new_part = Some(format!("{}:{name},", received.new_leaves.len() / 64));
-    }
+    let direct = direct_writer(state, &row).await?;
+    let started = direct.as_ref().filter(|_| row.multipart.is_none()).map(|(upload, _)| upload.clone());
+    let (upload, writer) = direct.map_or((None, None), |(upload, writer)| (Some(upload), Some(writer)));
+    let received = match receive(state, &row, limit, checksum, writer, body).await {
+        Ok(received) if received.checksum_ok => received,
+        failed => {
+            if let Some(upload) = &started {
+                abort_multipart(state, id, upload).await;
+            }
+            return Err(failed.err().unwrap_or_else(|| AppError::new(460, "Checksum mismatch")));
+        }
+    };
+    let stored = match (received.staged, upload) {
+        (Some(staged), _) => store_leaves(state, &row, staged, (received.new_leaves.len() / 64) as u64).await?,
+        (None, Some(upload)) if received.direct > 0 => {
+            let tag = (received.direct * LEAF as u64).to_string();
+            Stored { new_part: None, sent: Some((upload, format!("{}:{},", received.direct, hex::encode(tag)))) }
+        }
+        (None, _) => {
+            if let Some(upload) = &started {
+                abort_multipart(state, id, upload).await;
+            }
+            Stored::default()
+        }
+    };
+    let (parts, multipart, multipart_parts) = match &stored {
+        Stored { new_part: Some(entry), .. } => (format!("{}{entry}", row.parts), row.multipart.clone(), row.multipart_parts.clone()),
+        Stored { sent: Some((upload, entries)), .. } => (String::new(), Some(upload.clone()), format!("{}{entries}", row.multipart_parts)),
+        _ => (row.parts.clone(), row.multipart.clone(), row.multipart_parts.clone()),
+    };
     let total = row.received + received.count as i64;
-    let appended = Appended { received: total, new_part: new_part.clone(), new_leaves: &received.new_leaves, tail: &received.tail };
+    let appended = Appended {
+        received: total,
+        parts: &parts,
+        multipart: multipart.as_deref(),
+        multipart_parts: &multipart_parts,
+        new_leaves: &received.new_leaves,
+        tail: &received.tail,
+    };
     if !state.db.append_upload(id, row.received, &lease.token, &appended).await? {
-        if let Some(entry) = &new_part {
-            remove_parts(state, id, entry).await;
+        if let Some(entry) = &stored.new_part {
+            remove_part_objects(state, id, entry).await;
+        }
+        if let (None, Some((upload, _))) = (&row.multipart, &stored.sent) {
+            abort_multipart(state, id, upload).await;
+        }
+        if let Some(upload) = started.filter(|_| stored.sent.is_none()) {
+            abort_multipart(state, id, &upload).await;
         }
         return Err(offset_moved());
     }
     tracing::info!(upload = %id, from = row.received, to = total, cut = received.cut, "upload received");
-    row.received = total;
-    if let Some(entry) = &new_part {
-        row.parts.push_str(entry);
+    if stored.sent.is_some() {
+        // The part objects went into the S3 parts.
+        remove_part_objects(state, id, &row.parts).await;
     }
+    row.received = total;
+    (row.parts, row.multipart, row.multipart_parts) = (parts, multipart, multipart_parts);
     row.leaves.push_str(&received.new_leaves);
     row.tail = received.tail;
     let stored = match row.length {
@@ -302,6 +380,75 @@ where
     };
     drop(lease);
     Ok(Progress { offset: total as u64, expires_at: row.expires_at, stored })
+}
+
+/// Where a PATCH's complete leaves went.
+#[derive(Default)]
+struct Stored {
+    /// A part object: `<leaf count>:<name>,`.
+    new_part: Option<String>,
+    /// S3 parts (with the part objects before them): the multipart
+    /// upload's id, and `<leaf count>:<ETag hex>,` for each part sent.
+    sent: Option<(String, String)>,
+}
+
+/// Stores a PATCH's `leaves` complete leaves: as S3 parts when the store
+/// has them and, with the part objects not yet sent, they make a part of
+/// S3's least size; else as a part object.
+async fn store_leaves(state: &Services, row: &UploadRow, staged: Box<dyn Staged>, leaves: u64) -> AppResult<Stored> {
+    let loose: Vec<(u64, &str)> = parts_of(&row.parts);
+    let pending = loose.iter().map(|(n, _)| n).sum::<u64>() + leaves;
+    if state.blobs.multipart().is_none_or(|m| pending < min_part_leaves(m)) {
+        let name = crate::util::random_hex(6);
+        files::put_object(staged, &part_key(&row.id, &name)).await?;
+        return Ok(Stored { new_part: Some(format!("{leaves}:{name},")), sent: None });
+    }
+    let blobs = state.blobs.clone();
+    let key = multipart_key(&row.id);
+    let upload = row.multipart.clone();
+    let first = parts_of(&row.multipart_parts).len();
+    let at = multipart_leaves(&row.multipart_parts) * LEAF as u64;
+    let mut before = loose_reader(state.blobs.clone(), &row.id, &row.parts, Vec::new());
+    let sent = tokio::task::spawn_blocking(move || -> io::Result<(String, String)> {
+        let mut staged = staged;
+        let multipart = blobs.multipart().ok_or_else(|| io::Error::other("the store lost its multipart objects"))?;
+        let upload = match upload {
+            Some(upload) => upload,
+            None => multipart.start(&key)?,
+        };
+        let sizes = part_sizes(pending, min_part_leaves(multipart));
+        let bytes: Vec<u64> = sizes.iter().map(|n| n * LEAF as u64).collect();
+        let tags = multipart.put_parts(&key, &upload, first, at, &bytes, &mut (&mut before).chain(staged.read_back()?))?;
+        let entries = sizes.iter().zip(tags).map(|(n, tag)| format!("{n}:{},", hex::encode(tag))).collect();
+        Ok((upload, entries))
+    })
+    .await
+    .map_err(AppError::internal)?
+    .map_err(AppError::storage)?;
+    Ok(Stored { new_part: None, sent: Some(sent) })
+}
+
+/// Where a PATCH writes its leaves when the store takes them in place
+/// (local files): the upload's multipart object (started if need be),
+/// after the leaves recorded. `None`: they are staged.
+async fn direct_writer(state: &Services, row: &UploadRow) -> AppResult<Option<(String, Box<dyn PartWriter>)>> {
+    if !row.parts.is_empty() {
+        return Ok(None); // part objects come first (an upload begun before multipart objects)
+    }
+    let (blobs, key, upload) = (state.blobs.clone(), multipart_key(&row.id), row.multipart.clone());
+    let at = multipart_leaves(&row.multipart_parts) * LEAF as u64;
+    tokio::task::spawn_blocking(move || -> io::Result<_> {
+        let Some(multipart) = blobs.multipart().filter(|m| m.in_place()) else { return Ok(None) };
+        let upload = match upload {
+            Some(upload) => upload,
+            None => multipart.start(&key)?,
+        };
+        let writer = multipart.writer(&key, &upload, at)?;
+        Ok(Some((upload, writer)))
+    })
+    .await
+    .map_err(AppError::internal)?
+    .map_err(AppError::storage)
 }
 
 /// A PATCH on a complete upload: an empty body at its end is fine.
@@ -327,8 +474,8 @@ pub fn standing(row: &UploadRow) -> Progress {
 }
 
 /// Reads the body on the blocking pool: leaves cut and hashed as they
-/// complete, their bytes staged for one part object.
-async fn receive<S>(state: &Services, row: &UploadRow, limit: u64, checksum: Option<Checksum>, mut body: S) -> AppResult<Received>
+/// complete, their bytes written by `direct` or else staged.
+async fn receive<S>(state: &Services, row: &UploadRow, limit: u64, checksum: Option<Checksum>, direct: Option<Box<dyn PartWriter>>, mut body: S) -> AppResult<Received>
 where
     S: Stream<Item = AppResult<Bytes>> + Unpin,
 {
@@ -337,7 +484,8 @@ where
     let blobs = state.blobs.clone();
     let tail = row.tail.clone();
     let worker = tokio::task::spawn_blocking(move || -> io::Result<Received> {
-        let mut r = Received { staged: None, new_leaves: String::new(), tail, count: 0, checksum_ok: true, cut: false };
+        let mut r = Received { staged: None, direct: 0, new_leaves: String::new(), tail, count: 0, checksum_ok: true, cut: false };
+        let mut direct = direct;
         let mut sha1 = sha1::Sha1::new();
         let mut sha256 = sha2::Sha256::new();
         while let Some(mut bytes) = rx.blocking_recv() {
@@ -354,17 +502,25 @@ where
                 if r.tail.len() == LEAF {
                     let digest = sha2::Sha256::digest(&r.tail);
                     r.new_leaves.push_str(&hex::encode(digest));
-                    let staged = match r.staged.as_mut() {
-                        Some(s) => s,
-                        None => r.staged.insert(blobs.stage()?),
-                    };
-                    staged.write_all(&r.tail)?;
+                    if let Some(writer) = direct.as_mut() {
+                        writer.write_all(&r.tail)?;
+                        r.direct += 1;
+                    } else {
+                        let staged = match r.staged.as_mut() {
+                            Some(s) => s,
+                            None => r.staged.insert(blobs.stage()?),
+                        };
+                        staged.write_all(&r.tail)?;
+                    }
                     r.tail.clear();
                 }
             }
         }
         if let Some(s) = r.staged.as_mut() {
             s.flush()?;
+        }
+        if let Some(writer) = direct.as_mut().filter(|_| r.direct > 0) {
+            writer.sync()?;
         }
         r.checksum_ok = match checksum {
             Some(Checksum::Sha1(want)) => sha1.finalize().as_slice() == want.as_slice(),
@@ -443,6 +599,17 @@ impl Read for Assembled {
     }
 }
 
+/// The part objects `parts` of upload `id`, then `tail`, as one reader.
+fn loose_reader(blobs: std::sync::Arc<dyn BlobStore>, id: &str, parts: &str, tail: Vec<u8>) -> Assembled {
+    Assembled {
+        blobs,
+        parts: parts_of(parts).into_iter().map(|(n, name)| (n * LEAF as u64, part_key(id, name))).collect(),
+        next: 0,
+        current: None,
+        tail: io::Cursor::new(tail),
+    }
+}
+
 /// The last byte arrived: the file is stored as `POST /upload_file` would.
 async fn finish(state: &Services, who: &Principal, row: &UploadRow) -> AppResult<Uploaded> {
     let size = row.received as u64;
@@ -458,18 +625,25 @@ async fn finish(state: &Services, who: &Principal, row: &UploadRow) -> AppResult
     if imported.size != size {
         return Err(AppError::internal(format!("upload {} has {} bytes in its leaves, {size} received", row.id, imported.size)));
     }
-    let mut parts = Assembled {
-        blobs: state.blobs.clone(),
-        parts: parts_of(&row.parts).into_iter().map(|(n, name)| (n * LEAF as u64, part_key(&row.id, name))).collect(),
-        next: 0,
-        current: None,
-        tail: io::Cursor::new(row.tail.clone()),
-    };
+    let mut rest = loose_reader(state.blobs.clone(), &row.id, &row.parts, row.tail.clone());
     let blobs = state.blobs.clone();
+    let (id, multipart, tags) = (row.id.clone(), row.multipart.clone(), tags_of(&row.multipart_parts));
+    let at = multipart_leaves(&row.multipart_parts) * LEAF as u64;
+    let rest_bytes = parts_of(&row.parts).iter().map(|(n, _)| n * LEAF as u64).sum::<u64>() + row.tail.len() as u64;
     let (ingested, imported) = tokio::task::spawn_blocking(move || -> io::Result<_> {
-        let mut staged = blobs.stage()?;
-        io::copy(&mut parts, &mut staged)?;
-        staged.flush()?;
+        let staged: Box<dyn Staged> = match multipart {
+            None => {
+                let mut staged = blobs.stage()?;
+                io::copy(&mut rest, &mut staged)?;
+                staged.flush()?;
+                staged
+            }
+            Some(upload) => {
+                let sent = Sent { upload: &upload, tags, at, rest_bytes };
+                Box::new(InStore::complete(blobs, &id, sent, &mut rest, size, leaves, imported.root.to_string())?)
+            }
+        };
+        let mut staged = staged;
         let car_cid = content::car_cid_of(&imported, staged.read_back()?)?;
         Ok((files::Ingested::assembled(staged, &imported, car_cid), imported))
     })
@@ -479,17 +653,151 @@ async fn finish(state: &Services, who: &Principal, row: &UploadRow) -> AppResult
     drop(imported);
     let uploaded = files::commit(state, who, ingested, &row.name, &row.mime).await?;
     state.db.finish_upload(&row.id, &uploaded.cid, &uploaded.car_cid).await?;
-    remove_parts(state, &row.id, &row.parts).await;
+    remove_parts(state, row).await;
     Ok(uploaded)
 }
 
-/// Removes an upload's part objects (a failure is logged: the start-up
-/// sweep removes parts of uploads that are gone).
-async fn remove_parts(state: &Services, id: &str, parts: &str) {
+/// An upload's multipart object, completed in the store: what
+/// `files::commit` stores is a copy of it made there (a second name for
+/// the file locally), begun at once under the CID it will have while the
+/// CAR's hash is taken from it.
+struct InStore {
+    blobs: std::sync::Arc<dyn BlobStore>,
+    key: String,
+    size: u64,
+    /// The leaves' digests: what is read back is checked against them.
+    leaves: Vec<u8>,
+    early: Option<(String, std::thread::JoinHandle<io::Result<()>>)>,
+}
+
+/// An upload's multipart object as recorded: its id, its parts' tags, the
+/// bytes they hold, and the bytes (part objects and tail) still to send.
+struct Sent<'a> {
+    upload: &'a str,
+    tags: Vec<String>,
+    at: u64,
+    rest_bytes: u64,
+}
+
+impl InStore {
+    /// Sends the last part (`rest_bytes` from `rest`) and completes the
+    /// object (unless an earlier attempt did), then starts copying it to `cid`.
+    fn complete(blobs: std::sync::Arc<dyn BlobStore>, id: &str, sent: Sent<'_>, rest: &mut dyn Read, size: u64, leaves: Vec<u8>, cid: String) -> io::Result<Self> {
+        let multipart = blobs.multipart().ok_or_else(|| io::Error::other("the store lost its multipart objects"))?;
+        let key = multipart_key(id);
+        if !blobs.contains(&key)? {
+            let Sent { upload, mut tags, at, rest_bytes } = sent;
+            if rest_bytes > 0 {
+                tags.extend(multipart.put_parts(&key, upload, tags.len(), at, &[rest_bytes], rest)?);
+            }
+            multipart.complete(&key, upload, tags)?;
+        }
+        let copying = {
+            let (blobs, key, cid) = (blobs.clone(), key.clone(), cid.clone());
+            std::thread::spawn(move || blobs.multipart().map_or(Ok(()), |m| m.copy(&key, &cid)))
+        };
+        Ok(Self { blobs, key, size, leaves, early: Some((cid, copying)) })
+    }
+}
+
+impl Write for InStore {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "an object in the store is not written to"))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Staged for InStore {
+    fn read_back(&mut self) -> io::Result<Box<dyn Read + '_>> {
+        let reader = self.blobs.open_range(&self.key, 0, self.size)?;
+        let inner = reader.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the completed upload is missing"))?;
+        Ok(Box::new(Checked { inner, leaves: &self.leaves, next: 0, hasher: sha2::Sha256::new(), filled: 0 }))
+    }
+
+    fn commit(&mut self, key: &str) -> io::Result<()> {
+        if let Some((cid, copying)) = self.early.take() {
+            let copied = copying.join().map_err(|_| io::Error::other("copying the upload failed"))?;
+            if cid == key {
+                return copied;
+            }
+        }
+        let multipart = self.blobs.multipart().ok_or_else(|| io::Error::other("the store lost its multipart objects"))?;
+        multipart.copy(&self.key, key)
+    }
+}
+
+/// Reads an object back checking each complete leaf against its recorded
+/// digest: a part written by a request that had lost its hold on the
+/// upload (its instance stalled past the lease) cannot end up in a file
+/// under a CID it does not have.
+struct Checked<'a> {
+    inner: Box<dyn Read + Send>,
+    leaves: &'a [u8],
+    next: usize,
+    hasher: sha2::Sha256,
+    filled: usize,
+}
+
+impl Read for Checked<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(out)?;
+        let mut seen = &out[..n];
+        while !seen.is_empty() && (self.next + 1) * 32 <= self.leaves.len() {
+            let take = (LEAF - self.filled).min(seen.len());
+            self.hasher.update(&seen[..take]);
+            (self.filled, seen) = (self.filled + take, &seen[take..]);
+            if self.filled == LEAF {
+                let digest = std::mem::take(&mut self.hasher).finalize();
+                if digest.as_slice() != &self.leaves[self.next * 32..(self.next + 1) * 32] {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("leaf {} of the upload does not hold the bytes received", self.next)));
+                }
+                (self.next, self.filled) = (self.next + 1, 0);
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for InStore {
+    fn drop(&mut self) {
+        // Not left running past the request.
+        if let Some((_, copying)) = self.early.take() {
+            let _ = copying.join();
+        }
+    }
+}
+
+/// Removes an upload's stored bytes: its part objects and its S3
+/// multipart object (failures are logged: the start-up sweep removes
+/// objects of uploads that are gone, and the bucket's lifecycle rule
+/// multipart uploads left unfinished).
+pub(crate) async fn remove_parts(state: &Services, row: &UploadRow) {
+    remove_part_objects(state, &row.id, &row.parts).await;
+    if let Some(upload) = &row.multipart {
+        abort_multipart(state, &row.id, upload).await;
+        if let Err(e) = files::remove_object(state, &multipart_key(&row.id)).await {
+            tracing::warn!(upload = %row.id, error = %e.message, "upload's multipart object not removed");
+        }
+    }
+}
+
+/// Removes the part objects `parts` of upload `id`.
+async fn remove_part_objects(state: &Services, id: &str, parts: &str) {
     for (_, name) in parts_of(parts) {
         if let Err(e) = files::remove_object(state, &part_key(id, name)).await {
             tracing::warn!(upload = %id, part = name, error = %e.message, "upload part not removed");
         }
+    }
+}
+
+/// Forgets an S3 multipart upload and the parts it holds.
+async fn abort_multipart(state: &Services, id: &str, upload: &str) {
+    let (blobs, key, upload) = (state.blobs.clone(), multipart_key(id), upload.to_owned());
+    let aborted = tokio::task::spawn_blocking(move || blobs.multipart().map_or(Ok(()), |m| m.abort(&key, &upload))).await;
+    if let Ok(Err(e)) = aborted {
+        tracing::warn!(upload = %id, error = %e, "upload's multipart parts not aborted");
     }
 }
 
@@ -499,7 +807,7 @@ pub async fn terminate(state: &Services, who: &Principal, id: &str) -> AppResult
     let _lease = Lease::take(state, id, None).await?;
     let row = owned(state, who, id).await?;
     state.db.delete_upload(id).await?;
-    remove_parts(state, id, &row.parts).await;
+    remove_parts(state, &row).await;
     tracing::info!(upload = %id, "upload terminated");
     Ok(())
 }
@@ -509,14 +817,16 @@ pub async fn terminate(state: &Services, who: &Principal, id: &str) -> AppResult
 pub async fn sweep(state: &Services) -> AppResult<usize> {
     let now = state.clock.now_ms();
     let expired = state.db.expired_uploads(now, 100).await?;
-    for (id, parts) in &expired {
+    for id in &expired {
         // Not while a request works on it (its lease says so).
         let now = state.clock.now_ms();
         let token = crate::util::random_hex(8);
         if state.db.claim_upload(id, None, &token, now, now + LEASE_MS).await? != Claim::Claimed {
             continue;
         }
-        remove_parts(state, id, parts).await;
+        if let Some(row) = state.db.upload(id).await? {
+            remove_parts(state, &row).await;
+        }
         state.db.clear_upload(id).await?;
         state.db.release_upload(id, &token).await?;
     }
@@ -552,6 +862,20 @@ mod tests {
         for other in ["bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "tus", "tusp1", "tus12p", "tus12px", "QmX"] {
             assert_eq!(upload_of_key(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn s3_parts_are_big_enough() {
+        // S3: parts of at least 5 MiB but the last
+        for (leaves, sizes) in [(5, vec![5]), (7, vec![7]), (8, vec![8]), (12, vec![12]), (13, vec![8, 5]), (16, vec![8, 8]), (20, vec![8, 12])] {
+            assert_eq!(part_sizes(leaves, 5), sizes, "{leaves}");
+        }
+        // local files: any size
+        assert_eq!(part_sizes(3, 0), vec![3]);
+        assert_eq!(part_sizes(11, 0), vec![8, 3]);
+        let many = part_sizes(1027, 5);
+        assert_eq!((many.len(), many.iter().sum::<u64>(), many[127]), (128, 1027, 11));
+        assert_eq!(tags_of(&format!("8:{},5:{},", hex::encode("\"a1\""), hex::encode("b2"))), vec!["\"a1\"", "b2"]);
     }
 
     #[test]

@@ -33,12 +33,64 @@ pub trait BlobStore: Send + Sync {
     fn sweep_staging(&self) -> io::Result<usize>;
     /// Every stored key (for removing objects no row refers to).
     fn keys(&self) -> io::Result<Vec<String>>;
+    /// Multipart objects, put together where they are stored (S3); `None`
+    /// when the store has no such thing (local files).
+    fn multipart(&self) -> Option<&dyn Multipart> {
+        None
+    }
 }
 
-/// Objects as files: `<root>/objects/<last 2 chars of key>/<key>`, staging in `<root>/staging/`.
+/// An object sent in parts over many requests (each part but the last at
+/// least [`Multipart::min_part`] bytes), put together in the store.
+pub trait Multipart: Send + Sync {
+    /// The least size of a part that is not the last.
+    fn min_part(&self) -> u64;
+    /// Starts an object under `key`; returns the id its parts are sent under.
+    fn start(&self, key: &str) -> io::Result<String>;
+    /// Sends parts of the sizes `sizes`, read in order from `data`, as
+    /// parts `first`, `first + 1`, ... (counted from 0), the first starting
+    /// at byte `at` of the object; returns their tags.
+    fn put_parts(&self, key: &str, upload: &str, first: usize, at: u64, sizes: &[u64], data: &mut dyn Read) -> io::Result<Vec<String>>;
+    /// Puts the parts (every part from 0, their tags in order) together: the
+    /// object appears under `key`.
+    fn complete(&self, key: &str, upload: &str, tags: Vec<String>) -> io::Result<()>;
+    /// Forgets an unfinished object and its parts.
+    fn abort(&self, key: &str, upload: &str) -> io::Result<()>;
+    /// Copies object `from` to `to` inside the store (if `to` exists already,
+    /// it is identical content and stays).
+    fn copy(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Whether bytes can be written straight into an unfinished object ([`Multipart::writer`]).
+    fn in_place(&self) -> bool {
+        false
+    }
+    /// A writer straight into the unfinished object from byte `at`, its
+    /// bytes one part once synced (only when [`Multipart::in_place`]).
+    fn writer(&self, _key: &str, _upload: &str, _at: u64) -> io::Result<Box<dyn PartWriter>> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this store takes parts only whole"))
+    }
+    /// Unfinished objects the store can list, as (key, upload): for the
+    /// start-up sweep (an S3 bucket's are left to its lifecycle rule).
+    fn unfinished(&self) -> io::Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
+}
+
+/// Bytes written into an unfinished object where they belong.
+pub trait PartWriter: Write + Send {
+    /// Makes what was written durable.
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// The least size of a multipart object's part that is not the last (S3's).
+pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
+
+/// Objects as files: `<root>/objects/<last 2 chars of key>/<key>`, staging
+/// in `<root>/staging/`, unfinished multipart objects in
+/// `<root>/multipart/<key>.<upload>` (one file, parts written in place).
 pub struct LocalBlobs {
     objects: PathBuf,
     staging: PathBuf,
+    multipart: PathBuf,
 }
 
 /// A key is a CID string: letters and digits only, so it is a safe file name.
@@ -58,15 +110,141 @@ impl LocalBlobs {
     pub fn open(root: &Path) -> io::Result<Self> {
         let objects = root.join("objects");
         let staging = root.join("staging");
+        let multipart = root.join("multipart");
         fs::create_dir_all(&objects)?;
         fs::create_dir_all(&staging)?;
-        Ok(Self { objects, staging })
+        fs::create_dir_all(&multipart)?;
+        Ok(Self { objects, staging, multipart })
+    }
+
+    /// The file of an unfinished multipart object.
+    fn unfinished_path(&self, key: &str, upload: &str) -> io::Result<PathBuf> {
+        check_key(key)?;
+        check_key(upload)?;
+        Ok(self.multipart.join(format!("{key}.{upload}")))
+    }
+
+    fn link(&self, from: &Path, key: &str) -> io::Result<()> {
+        link_object(&self.objects, from, key)
     }
 
     fn path(&self, key: &str) -> io::Result<PathBuf> {
-        check_key(key)?;
-        let shard = &key[key.len().saturating_sub(2)..];
-        Ok(self.objects.join(shard).join(key))
+        object_file(&self.objects, key)
+    }
+}
+
+/// The file of object `key` under `objects`.
+fn object_file(objects: &Path, key: &str) -> io::Result<PathBuf> {
+    check_key(key)?;
+    Ok(objects.join(&key[key.len().saturating_sub(2)..]).join(key))
+}
+
+/// Gives `from` (a durable file on this file system) the name of object
+/// `key`, atomically, unless it has one (identical content): a second name
+/// for the same file, so `from` stays until removed.
+fn link_object(objects: &Path, from: &Path, key: &str) -> io::Result<()> {
+    let target = object_file(objects, key)?;
+    if target.exists() {
+        return Ok(());
+    }
+    let shard_dir = target.parent().ok_or_else(|| io::Error::other("object path without a directory"))?;
+    fs::create_dir_all(shard_dir)?;
+    match fs::hard_link(from, &target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", from.display()))),
+    }
+    sync_dir(shard_dir)
+}
+
+/// A multipart object's file, written in place.
+struct LocalPartWriter {
+    file: io::BufWriter<File>,
+}
+
+impl Write for LocalPartWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl PartWriter for LocalPartWriter {
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        self.file.get_ref().sync_data()
+    }
+}
+
+/// Multipart objects as one file each, every part written at its place:
+/// completing one is a rename, copying one a second name (hard link).
+impl Multipart for LocalBlobs {
+    fn min_part(&self) -> u64 {
+        0
+    }
+
+    fn start(&self, key: &str) -> io::Result<String> {
+        let upload = crate::util::random_hex(16);
+        File::create_new(self.unfinished_path(key, &upload)?)?;
+        sync_dir(&self.multipart)?;
+        Ok(upload)
+    }
+
+    fn put_parts(&self, key: &str, upload: &str, _first: usize, at: u64, sizes: &[u64], data: &mut dyn Read) -> io::Result<Vec<String>> {
+        let mut writer = self.writer(key, upload, at)?;
+        let total = sizes.iter().sum::<u64>();
+        if io::copy(&mut data.take(total), &mut writer)? != total {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a part is shorter than its size"));
+        }
+        writer.sync()?;
+        Ok(sizes.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn complete(&self, key: &str, upload: &str, tags: Vec<String>) -> io::Result<()> {
+        let from = self.unfinished_path(key, upload)?;
+        // A part's tag is its size; bytes past them (written by a request
+        // that did not count) are cut.
+        let size = tags.iter().map(|t| t.parse::<u64>().map_err(io::Error::other)).sum::<io::Result<u64>>()?;
+        let file = OpenOptions::new().write(true).open(&from)?;
+        file.set_len(size)?;
+        file.sync_all()?;
+        self.link(&from, key)?;
+        fs::remove_file(&from)?;
+        sync_dir(&self.multipart)
+    }
+
+    fn abort(&self, key: &str, upload: &str) -> io::Result<()> {
+        match fs::remove_file(self.unfinished_path(key, upload)?) {
+            Ok(()) => sync_dir(&self.multipart),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn copy(&self, from: &str, to: &str) -> io::Result<()> {
+        self.link(&self.path(from)?, to)
+    }
+
+    fn in_place(&self) -> bool {
+        true
+    }
+
+    fn writer(&self, key: &str, upload: &str, at: u64) -> io::Result<Box<dyn PartWriter>> {
+        let mut file = OpenOptions::new().write(true).open(self.unfinished_path(key, upload)?)?;
+        file.seek(SeekFrom::Start(at))?;
+        Ok(Box::new(LocalPartWriter { file: io::BufWriter::with_capacity(1 << 20, file) }))
+    }
+
+    fn unfinished(&self) -> io::Result<Vec<(String, String)>> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&self.multipart)? {
+            if let Some((key, upload)) = entry?.file_name().to_str().and_then(|n| n.split_once('.')) {
+                found.push((key.to_owned(), upload.to_owned()));
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -144,23 +322,13 @@ impl Staged for LocalStaged {
     }
 
     fn commit(&mut self, key: &str) -> io::Result<()> {
-        check_key(key)?;
-        let shard_dir = self.objects.join(&key[key.len().saturating_sub(2)..]);
-        let target = shard_dir.join(key);
-        if target.exists() {
+        if object_file(&self.objects, key)?.exists() {
             // Identical content is stored once; this copy goes away on drop.
             return Ok(());
         }
         self.staging.file.sync_all().map_err(|e| self.staging.at_path(e))?;
-        fs::create_dir_all(&shard_dir)?;
-        // A second name for the staged file (atomic, like a rename); the
-        // staging name goes on drop.
-        match fs::hard_link(&self.staging.path, &target) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
-            Err(e) => return Err(self.staging.at_path(e)),
-        }
-        sync_dir(&shard_dir)
+        // The staging name goes on drop.
+        link_object(&self.objects, &self.staging.path, key)
     }
 }
 
@@ -215,6 +383,10 @@ impl BlobStore for LocalBlobs {
             }
         }
         Ok(keys)
+    }
+
+    fn multipart(&self) -> Option<&dyn Multipart> {
+        Some(self)
     }
 }
 

@@ -13,10 +13,11 @@
 //! The [`BlobStore`] trait is blocking (it runs on the blocking pool); the
 //! calls here wait on the runtime the store was opened on.
 
-use super::blobs::{check_key, sweep_dir, BlobStore, Staged, StagingFile};
+use super::blobs::{check_key, sweep_dir, BlobStore, Multipart, Staged, StagingFile};
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart};
 use std::io::{self, Read, Write};
@@ -309,6 +310,71 @@ impl BlobStore for S3Blobs {
             }
             Ok(keys)
         })
+    }
+
+    fn multipart(&self) -> Option<&dyn Multipart> {
+        Some(self)
+    }
+}
+
+/// S3's own multipart uploads, one request per call (an upload's parts
+/// arrive over many PATCHes, on any instance: the id and tags are kept in
+/// the database between them).
+impl Multipart for S3Blobs {
+    fn min_part(&self) -> u64 {
+        super::blobs::MIN_PART_BYTES
+    }
+
+    fn start(&self, key: &str) -> io::Result<String> {
+        let location = self.path(key)?;
+        self.wait(self.store.create_multipart(&location)).map_err(other)
+    }
+
+    fn put_parts(&self, key: &str, upload: &str, first: usize, _at: u64, sizes: &[u64], data: &mut dyn Read) -> io::Result<Vec<String>> {
+        let location = self.path(key)?;
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut tags = Vec::with_capacity(sizes.len());
+        let settle = |task: tokio::task::JoinHandle<object_store::Result<PartId>>, tags: &mut Vec<String>| -> io::Result<()> {
+            let part = self.wait(task).map_err(|e| io::Error::other(format!("part upload task: {e}")))?.map_err(other)?;
+            tags.push(part.content_id);
+            Ok(())
+        };
+        for (i, &size) in sizes.iter().enumerate() {
+            // Read here, on the blocking pool, while the previous part uploads.
+            let mut buf = vec![0u8; usize::try_from(size).map_err(io::Error::other)?];
+            data.read_exact(&mut buf)?;
+            let (store, location, upload) = (self.store.clone(), location.clone(), upload.to_owned());
+            in_flight.push_back(self.runtime.spawn(async move { store.put_part(&location, &upload, first + i, Bytes::from(buf).into()).await }));
+            if in_flight.len() >= PARTS_IN_FLIGHT {
+                settle(in_flight.pop_front().expect("a part in flight"), &mut tags)?;
+            }
+        }
+        while let Some(task) = in_flight.pop_front() {
+            settle(task, &mut tags)?;
+        }
+        Ok(tags)
+    }
+
+    fn complete(&self, key: &str, upload: &str, tags: Vec<String>) -> io::Result<()> {
+        let location = self.path(key)?;
+        let parts = tags.into_iter().map(|content_id| PartId { content_id }).collect();
+        self.wait(self.store.complete_multipart(&location, &upload.to_owned(), parts)).map(|_| ()).map_err(other)
+    }
+
+    fn abort(&self, key: &str, upload: &str) -> io::Result<()> {
+        let location = self.path(key)?;
+        match self.wait(self.store.abort_multipart(&location, &upload.to_owned())) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(other(e)),
+        }
+    }
+
+    fn copy(&self, from: &str, to: &str) -> io::Result<()> {
+        if self.contains(to)? {
+            return Ok(());
+        }
+        let (from, to) = (self.path(from)?, self.path(to)?);
+        self.wait(self.store.copy(&from, &to)).map_err(other)
     }
 }
 

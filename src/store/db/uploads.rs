@@ -17,6 +17,11 @@ pub struct UploadRow {
     pub parts: String,
     /// SHA-256 digests of the complete leaves, in hex, in order.
     pub leaves: String,
+    /// On an S3 store, the multipart upload that holds the first leaves
+    /// (object `tus<id>p0` once completed), and its parts: `<leaf
+    /// count>:<ETag in hex>,` each. The leaves in `parts` come after them.
+    pub multipart: Option<String>,
+    pub multipart_parts: String,
     /// The bytes after the last complete leaf.
     pub tail: Vec<u8>,
     /// `Upload-Metadata` as the client sent it.
@@ -45,14 +50,16 @@ pub struct NewUpload<'a> {
 /// What one PATCH added.
 pub struct Appended<'a> {
     pub received: i64,
-    /// The part object written, if one was: `<leaf count>:<name>,`.
-    pub new_part: Option<String>,
+    /// The part objects (`<leaf count>:<name>,` each) after it.
+    pub parts: &'a str,
+    pub multipart: Option<&'a str>,
+    pub multipart_parts: &'a str,
     /// Hex digests of the leaves the PATCH completed.
     pub new_leaves: &'a str,
     pub tail: &'a [u8],
 }
 
-const COLUMNS: &str = "id, user_id, length, received, parts, leaves, tail, metadata, name, mime, expires_at, cid, car_cid, lease_until";
+const COLUMNS: &str = "id, user_id, length, received, parts, leaves, multipart, multipart_parts, tail, metadata, name, mime, expires_at, cid, car_cid, lease_until";
 
 /// What claiming an upload for a request gave.
 #[derive(Debug, PartialEq, Eq)]
@@ -108,6 +115,13 @@ impl Db {
     pub async fn upload(&self, id: &str) -> Result<Option<UploadRow>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_as(&format!("SELECT {COLUMNS} FROM uploads WHERE id = $1")).bind(id).fetch_optional(pool).await
+        })
+    }
+
+    /// Every upload of the account (for removing their bytes with it).
+    pub async fn uploads_of(&self, user_id: i64) -> Result<Vec<UploadRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM uploads WHERE user_id = $1")).bind(user_id).fetch_all(pool).await
         })
     }
 
@@ -196,16 +210,18 @@ impl Db {
     pub async fn append_upload(&self, id: &str, from: i64, lease: &str, a: &Appended<'_>) -> Result<bool, sqlx::Error> {
         with_pool!(self, pool => {
             Ok(sqlx::query(
-                "UPDATE uploads SET received = $3, parts = parts || $4, leaves = leaves || $5, tail = $6 \
+                "UPDATE uploads SET received = $3, parts = $4, leaves = leaves || $5, tail = $6, multipart = $8, multipart_parts = $9 \
                  WHERE id = $1 AND received = $2 AND cid IS NULL AND lease = $7",
             )
             .bind(id)
             .bind(from)
             .bind(a.received)
-            .bind(a.new_part.clone().unwrap_or_default())
+            .bind(a.parts)
             .bind(a.new_leaves)
             .bind(a.tail)
             .bind(lease)
+            .bind(a.multipart)
+            .bind(a.multipart_parts)
             .execute(pool)
             .await?
             .rows_affected()
@@ -217,7 +233,7 @@ impl Db {
     /// client asking where it is learns it is complete) until it expires.
     pub async fn finish_upload(&self, id: &str, cid: &str, car_cid: &str) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => {
-            sqlx::query("UPDATE uploads SET cid = $2, car_cid = $3, parts = '', leaves = '', tail = $4 WHERE id = $1")
+            sqlx::query("UPDATE uploads SET cid = $2, car_cid = $3, parts = '', leaves = '', tail = $4, multipart = NULL, multipart_parts = '' WHERE id = $1")
                 .bind(id)
                 .bind(cid)
                 .bind(car_cid)
@@ -234,11 +250,12 @@ impl Db {
         })
     }
 
-    /// Expired uploads that still hold bytes (at most `limit`): id and parts.
-    pub async fn expired_uploads(&self, now: i64, limit: i64) -> Result<Vec<(String, String)>, sqlx::Error> {
+    /// Expired uploads that still hold bytes (at most `limit`).
+    pub async fn expired_uploads(&self, now: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
         with_pool!(self, pool => {
             Ok(sqlx::query(
-                "SELECT id, parts FROM uploads WHERE expires_at <= $1 AND (parts <> '' OR leaves <> '' OR length(tail) > 0) \
+                "SELECT id FROM uploads WHERE expires_at <= $1 \
+                 AND (parts <> '' OR leaves <> '' OR length(tail) > 0 OR multipart IS NOT NULL) \
                  AND (lease_until IS NULL OR lease_until <= $1) \
                  ORDER BY expires_at LIMIT $2",
             )
@@ -247,7 +264,7 @@ impl Db {
             .fetch_all(pool)
             .await?
             .into_iter()
-            .map(|r| (r.get(0), r.get(1)))
+            .map(|r| r.get(0))
             .collect())
         })
     }
@@ -255,7 +272,7 @@ impl Db {
     /// An expired upload's bytes are gone; its row stays to answer 410.
     pub async fn clear_upload(&self, id: &str) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => {
-            sqlx::query("UPDATE uploads SET parts = '', leaves = '', tail = $2 WHERE id = $1")
+            sqlx::query("UPDATE uploads SET parts = '', leaves = '', tail = $2, multipart = NULL, multipart_parts = '' WHERE id = $1")
                 .bind(id)
                 .bind(Vec::<u8>::new())
                 .execute(pool)
