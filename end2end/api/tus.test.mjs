@@ -303,6 +303,39 @@ describe('core: PATCH', () => {
   });
 });
 
+describe('X-HTTP-Method-Override', () => {
+  it('a POST naming PATCH, HEAD or DELETE is taken as that method; another name is 400 and changes nothing', async () => {
+    const bytes = crypto.randomBytes(MiB + 10);
+    const loc = await created(server, alice.token, bytes.length, 'override.bin');
+    const post = (method, body, headers = {}) => request(server, 'POST', loc, {
+      token: alice.token, body, headers: { ...TUS, 'x-http-method-override': method, ...headers },
+    });
+    const first = await post('PATCH', bytes.subarray(0, MiB), { 'content-type': OCTETS['content-type'], 'upload-offset': '0' });
+    assert.equal(first.status, 204, first.text);
+    assert.equal(first.headers['upload-offset'], String(MiB));
+    const h = await post('HEAD');
+    assert.equal(h.status, 200);
+    assert.equal(h.headers['upload-offset'], String(MiB));
+    assert.equal(h.text, '');
+    for (const bad of ['GET', 'PUT', 'POST', 'OPTIONS', '']) {
+      refused(await post(bad, 'x', { 'content-type': OCTETS['content-type'], 'upload-offset': String(MiB) }), 400,
+        'X-HTTP-Method-Override must be PATCH, DELETE or HEAD');
+    }
+    // without Tus-Resumable the override changes nothing: 412
+    const old = await request(server, 'POST', loc, { token: alice.token, headers: { 'x-http-method-override': 'DELETE' } });
+    assert.equal(old.status, 412);
+    assert.equal(await offsetOf(server, alice.token, loc), MiB);
+    // another account's upload stays out of reach through an override too
+    refused(await request(server, 'POST', loc, { token: bob.token, headers: { ...TUS, 'x-http-method-override': 'DELETE' } }), 404, NOT_FOUND.message);
+    const last = await post('PATCH', bytes.subarray(MiB), { 'content-type': OCTETS['content-type'], 'upload-offset': String(MiB) });
+    assert.equal(last.status, 204, last.text);
+    assert.equal(last.headers['peervault-cid'], ipfsCarCids(bytes).cid);
+    const gone = await created(server, alice.token, 5, 'gone.bin');
+    assert.equal((await request(server, 'POST', gone, { token: alice.token, headers: { ...TUS, 'x-http-method-override': 'delete' } })).status, 204);
+    assert.equal((await head(server, alice.token, gone)).status, 404);
+  });
+});
+
 describe('creation-with-upload and creation-defer-length', () => {
   it('POST with the first bytes: 201 with their offset', async () => {
     const bytes = crypto.randomBytes(MiB + 300);

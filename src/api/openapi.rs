@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
         files::upload_file, files::get_file_list, files::download_file, files::delete_file, gateway::ipfs,
         reset::send_reset_email, reset::verify_otp,
         node::file_status, node::work, node::done, node::failed, node::content, node::proof, node::deliver, node::node_status,
-        tus::options, tus::create, tus::head, tus::patch, tus::terminate),
+        tus::options, tus::create, tus::head, tus::patch, tus::overridden, tus::terminate),
     components(schemas(Message, TokenResponse, Health, RegisterRequest, LoginRequest, AndroidAuthRequest,
         DashboardResponse, OnboardingRequest, ActiveTimeRequest, RateInOutRequest,
         files::UploadResponse, files::Web3, files::UploadForm, files::FileEntry, files::CidRequest, files::UrlResponse,

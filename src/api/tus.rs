@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
             "/uploads/{id}",
             axum::routing::head(head)
                 .patch(patch)
+                .post(overridden)
                 .delete(terminate)
                 .options(options)
                 .layer(axum::extract::DefaultBodyLimit::disable()),
@@ -331,6 +332,33 @@ pub async fn patch(State(state): State<AppState>, Path(id): Path<String>, req: R
     let checksum = checksum(headers)?;
     let progress = uploads::append(&state, &who, &id, offset, length, checksum, body_stream(body)).await?;
     Ok(with_progress(status(StatusCode::NO_CONTENT), &progress))
+}
+
+#[utoipa::path(post, path = "/uploads/{id}", tag = "uploads", security(("token" = []), ("session cookie" = [])),
+    description = "For clients that can send only GET and POST: the request is taken as the PATCH, DELETE or HEAD that \
+        `X-HTTP-Method-Override` names, with that method's headers, body and answers.",
+    params(("id" = String, Path, description = "The upload's id"), ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("X-HTTP-Method-Override" = String, Header, description = "PATCH, DELETE or HEAD")),
+    responses(
+        (status = 204, description = "As PATCH or DELETE"),
+        (status = 200, description = "As HEAD"),
+        (status = 400, description = "No or another override", body = Message,
+            example = json!({"message": "X-HTTP-Method-Override must be PATCH, DELETE or HEAD"})),
+        (status = 401, description = "Token missing or invalid", body = Message),
+        (status = 404, description = "No such upload of this account", body = Message),
+        (status = 412, description = "No `Tus-Resumable: 1.0.0`", body = Message),
+    ))]
+/// `POST /uploads/{id}` with `X-HTTP-Method-Override: PATCH|DELETE|HEAD`:
+/// that method (tus asks a server to honour it, for clients that can send
+/// only GET and POST).
+async fn overridden(state: State<AppState>, id: Path<String>, req: Request) -> ApiResult<Response> {
+    let method = req.headers().get("x-http-method-override").map(|v| v.as_bytes().to_ascii_uppercase());
+    match method.as_deref() {
+        Some(b"PATCH") => patch(state, id, req).await,
+        Some(b"DELETE") => terminate(state, id, req.headers().clone()).await,
+        Some(b"HEAD") => head(state, id, req.headers().clone()).await,
+        _ => Err(AppError::bad_request("X-HTTP-Method-Override must be PATCH, DELETE or HEAD").into()),
+    }
 }
 
 #[utoipa::path(delete, path = "/uploads/{id}", tag = "uploads", security(("token" = []), ("session cookie" = [])),
