@@ -12,7 +12,7 @@ import path from 'node:path';
 import {
   REPO_ROOT, binaryPath, startServer, request, post, assertJson, MSG, newUserWithToken, dashboard,
   deviceToken, decodeJwt, signJwt, uniqueSuffix, multipart, uploadParts, uploadFile, fileList,
-  downloadLink, blobFiles, storedObjects, objectBytes, hasObject, onS3, objectPath,
+  downloadLink, blobFiles, storedObjects, objectBytes, hasObject, onS3, objectPath, cidBytes, parseCid, carBlocks,
 } from './harness.mjs';
 
 const MiB = 1024 * 1024;
@@ -55,62 +55,6 @@ function reference(bytes) {
   const carCid = run(IPFS_CAR, ['hash', car]);
   const ours = JSON.parse(run(binaryPath(), ['cid', file]));
   return { file, cid, carCid, carFile: car, car: fs.readFileSync(car), ours };
-}
-
-const B32 = 'abcdefghijklmnopqrstuvwxyz234567';
-/** Bytes of a base32 (multibase 'b') CID. */
-function cidBytes(cid) {
-  assert.equal(cid[0], 'b', `not a base32 CID: ${cid}`);
-  let bits = 0;
-  let value = 0;
-  const out = [];
-  for (const ch of cid.slice(1)) {
-    const v = B32.indexOf(ch);
-    assert.ok(v >= 0, `bad base32 character ${ch} in ${cid}`);
-    value = (value << 5) | v;
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return Buffer.from(out);
-}
-
-function varint(buf, off) {
-  let n = 0;
-  let shift = 0;
-  for (;;) {
-    const b = buf[off++];
-    n += (b & 0x7f) * 2 ** shift;
-    if (b < 0x80) return [n, off];
-    shift += 7;
-  }
-}
-
-/** { version, codec, hashCode, digest, length } of CID bytes starting at `off`. */
-function parseCid(buf, off = 0) {
-  const start = off;
-  let version; let codec; let hashCode; let len;
-  [version, off] = varint(buf, off);
-  [codec, off] = varint(buf, off);
-  [hashCode, off] = varint(buf, off);
-  [len, off] = varint(buf, off);
-  return { version, codec, hashCode, digest: buf.subarray(off, off + len), length: off + len - start };
-}
-
-/** The blocks of a CARv1: [{ cid: Buffer, data: Buffer }]. */
-function carBlocks(car) {
-  let [hlen, off] = varint(car, 0);
-  off += hlen;
-  const blocks = [];
-  while (off < car.length) {
-    const [len, start] = varint(car, off);
-    const cid = parseCid(car, start);
-    blocks.push({ cid: car.subarray(start, start + cid.length), data: car.subarray(start + cid.length, start + len) });
-    off = start + len;
-  }
-  return blocks;
 }
 
 /** Path + query of a link, to send to the test server whatever its host. */

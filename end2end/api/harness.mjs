@@ -341,7 +341,7 @@ export function request(server, method, urlPath, opts = {}) {
 
 export const post = (server, urlPath, opts) => request(server, 'POST', urlPath, opts);
 
-/** The CID and CAR CID ipfs-car (npm) gives `bytes`: the reference every stored file must match. */
+/** The CID, CAR CID and CAR ipfs-car (npm) gives `bytes`: the reference every stored file must match. */
 export function ipfsCarCids(bytes) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-ipfscar-'));
   try {
@@ -349,10 +349,85 @@ export function ipfsCarCids(bytes) {
     fs.writeFileSync(file, bytes);
     const run = (args) => execFileSync(path.join(REPO_ROOT, 'node_modules/.bin/ipfs-car'), args, { encoding: 'utf8' }).trim();
     const cid = run(['pack', file, '--no-wrap', '-o', `${file}.car`]).split('\n').pop().trim();
-    return { cid, carCid: run(['hash', `${file}.car`]) };
+    return { cid, carCid: run(['hash', `${file}.car`]), car: fs.readFileSync(`${file}.car`) };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+// CAR and CID reading, to check what the gateway serves against ipfs-car's CAR.
+
+const B32 = 'abcdefghijklmnopqrstuvwxyz234567';
+/** Bytes of a base32 (multibase 'b') CID. */
+export function cidBytes(cid) {
+  assert.equal(cid[0], 'b', `not a base32 CID: ${cid}`);
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const ch of cid.slice(1)) {
+    const v = B32.indexOf(ch);
+    assert.ok(v >= 0, `bad base32 character ${ch} in ${cid}`);
+    value = (value << 5) | v;
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+export function varint(buf, off) {
+  let n = 0;
+  let shift = 0;
+  for (;;) {
+    const b = buf[off++];
+    n += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) return [n, off];
+    shift += 7;
+  }
+}
+
+/** { version, codec, hashCode, digest, length } of CID bytes starting at `off`. */
+export function parseCid(buf, off = 0) {
+  const start = off;
+  let version; let codec; let hashCode; let len;
+  [version, off] = varint(buf, off);
+  [codec, off] = varint(buf, off);
+  [hashCode, off] = varint(buf, off);
+  [len, off] = varint(buf, off);
+  return { version, codec, hashCode, digest: buf.subarray(off, off + len), length: off + len - start };
+}
+
+/** The blocks of a CARv1: [{ cid: Buffer, data: Buffer }]. */
+export function carBlocks(car) {
+  let [hlen, off] = varint(car, 0);
+  off += hlen;
+  const blocks = [];
+  while (off < car.length) {
+    const [len, start] = varint(car, off);
+    const cid = parseCid(car, start);
+    blocks.push({ cid: car.subarray(start, start + cid.length), data: car.subarray(start + cid.length, start + len) });
+    off = start + len;
+  }
+  return blocks;
+}
+
+/** The base32 (multibase 'b') string of CID bytes. */
+export function cidString(bytes) {
+  let bits = 0;
+  let value = 0;
+  let out = 'b';
+  for (const byte of bytes) {
+    value = ((value << 8) | byte) & 0xffff;
+    bits += 8;
+    while (bits >= 5) {
+      out += B32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += B32[(value << (5 - bits)) & 31];
+  return out;
 }
 
 /** Environment that lets a test move the server's clock (see `advanceClock`). */

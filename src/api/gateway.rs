@@ -118,22 +118,50 @@ pub async fn ipfs(
     }
 }
 
+/// An identity CID holds its content: served to anyone (`/ipfs/bafkqaaa`,
+/// the empty block, is how trustless clients probe a gateway). As a CAR it
+/// is only a header naming it: identity blocks are never put in a CAR.
+fn identity(cid: &str, data: Vec<u8>, binary: &[u8], format: Format, method: &Method) -> AppResult<Response> {
+    let (body, content_type, etag) = match format {
+        Format::Car => (crate::content::car_header_of(binary), format!("{CAR_TYPE}; version=1; order=dfs; dups=n"), format!("\"{cid}.car\"")),
+        Format::Raw => (data, RAW_TYPE.to_owned(), format!("\"{cid}.raw\"")),
+        Format::Bytes => (data, "application/octet-stream".to_owned(), format!("\"{cid}\"")),
+    };
+    let response = Response::builder()
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CONTENT_SECURITY_POLICY, "sandbox")
+        .header(header::CACHE_CONTROL, "public, max-age=29030400, immutable")
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::ETAG, etag)
+        .header(header::VARY, "Accept")
+        .header(header::CONTENT_LENGTH, body.len())
+        .header("x-ipfs-path", format!("/ipfs/{cid}"));
+    let body = if method == Method::HEAD { Body::empty() } else { Body::from(body) };
+    response.body(body).map_err(AppError::internal)
+}
+
 async fn serve(state: &AppState, cid: &str, query: GatewayQuery, method: &Method, headers: &HeaderMap) -> AppResult<Response> {
     let format = format_of(&query, headers)?;
-    let link = files::open_download(state, cid, query.token.as_deref()).await?;
+    if let Some((data, binary)) = crate::content::identity_raw(cid) {
+        return identity(cid.trim(), data, &binary, format, method);
+    }
+    // A file's link opens its root in any format, and each block of its DAG raw.
+    let link = files::open_download(state, cid, query.token.as_deref(), format == Format::Raw).await?;
     let file = &link.file;
     let name = query.filename.as_deref().map(files::clean_name).filter(|n| !n.is_empty()).unwrap_or(file.name.clone());
     let size = file.size.max(0) as u64;
+    let served = link.block.as_ref().map_or(file.cid.clone(), |b| b.to_string());
 
     let mut response = Response::builder()
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::CONTENT_SECURITY_POLICY, "sandbox")
         .header(header::CACHE_CONTROL, "private, no-cache")
-        .header("x-ipfs-path", format!("/ipfs/{}", file.cid));
+        .header("x-ipfs-path", format!("/ipfs/{served}"));
 
     let (etag, content_type, filename) = match format {
         Format::Bytes => (format!("\"{}\"", file.cid), file.mime.clone(), name),
         Format::Car => (format!("\"{}.car\"", file.cid), format!("{CAR_TYPE}; version=1; order=unk; dups=y"), format!("{name}.car")),
+        Format::Raw if link.block.is_some() => (format!("\"{served}.raw\""), RAW_TYPE.to_owned(), format!("{served}.bin")),
         Format::Raw => (format!("\"{}.raw\"", file.cid), RAW_TYPE.to_owned(), format!("{name}.bin")),
     };
     response = response.header(header::ETAG, &etag).header(header::CONTENT_TYPE, &content_type).header(header::VARY, "Accept");

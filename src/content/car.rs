@@ -9,7 +9,12 @@ use std::io::{self, Read, Write};
 /// The header naming `root`, in dag-cbor's canonical form (keys by length:
 /// "roots" before "version"), with its varint length prefix.
 pub fn car_header(root: &ContentCid) -> Vec<u8> {
-    let cid = root.as_bytes();
+    car_header_of(root.as_bytes())
+}
+
+/// [`car_header`] for a root given as a binary CID (also one that is not a
+/// [`ContentCid`], such as an identity CID).
+pub fn car_header_of(cid: &[u8]) -> Vec<u8> {
     let mut cbor = Vec::with_capacity(64);
     cbor.push(0xa2); // map(2)
     cbor.push(0x65); // text(5)

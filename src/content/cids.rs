@@ -7,6 +7,7 @@ pub const CODEC_RAW: u64 = 0x55;
 pub const CODEC_DAG_PB: u64 = 0x70;
 pub const CODEC_CAR: u64 = 0x0202;
 const SHA2_256: u64 = 0x12;
+const IDENTITY: u64 = 0x00;
 
 /// A CIDv1 over a sha2-256 digest, kept as its binary form.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -75,6 +76,15 @@ pub fn car_cid(digest: [u8; 32]) -> ContentCid {
     ContentCid::from_digest(CODEC_CAR, digest)
 }
 
+/// The bytes an identity CID of a raw block holds inline (`bafkqaaa`, the
+/// empty block, is the trustless gateway's probe), with its binary form;
+/// `None` for any other CID. At most 128 bytes, as gateways allow.
+pub fn identity_raw(text: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    let cid = cid::Cid::try_from(text.trim()).ok()?;
+    let inline = cid.version() == cid::Version::V1 && cid.codec() == CODEC_RAW && cid.hash().code() == IDENTITY;
+    (inline && cid.hash().size() <= 128).then(|| (cid.hash().digest().to_vec(), cid.to_bytes()))
+}
+
 /// Parses a CID string in any multibase. Only CIDv1 with a sha2-256
 /// multihash can name content stored here; anything else is an error
 /// saying what is wrong.
@@ -94,6 +104,14 @@ pub fn parse_cid(text: &str) -> Result<ContentCid, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_cids_hold_their_bytes() {
+        assert_eq!(identity_raw("bafkqaaa"), Some((Vec::new(), vec![1, 0x55, 0, 0])));
+        assert_eq!(identity_raw("bafkqablimvwgy3y").map(|(data, _)| data), Some(b"hello".to_vec()));
+        assert_eq!(identity_raw("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"), None);
+        assert_eq!(identity_raw("nonsense"), None);
+    }
 
     #[test]
     fn empty_raw_block_matches_ipfs() {

@@ -65,6 +65,15 @@ impl BlockIndex {
         })
     }
 
+    /// The block `cid` of this DAG (the root or any other), if it is one.
+    pub fn block(&self, cid: &ContentCid) -> Option<RootBlock<'_>> {
+        self.blocks.iter().find_map(|b| match b {
+            PlannedBlock::Leaf { cid: c, offset, len } if c == cid => Some(RootBlock::Leaf(LeafSpan { cid: c, offset: *offset, len: *len })),
+            PlannedBlock::Node(node) if &node.cid == cid => Some(RootBlock::Node(&node.bytes)),
+            _ => None,
+        })
+    }
+
     /// The leaves in file order (the CAR lists them so), each once.
     pub fn leaves(&self) -> impl Iterator<Item = LeafSpan<'_>> {
         self.blocks.iter().filter_map(|b| match b {

@@ -34,9 +34,9 @@ mod index;
 mod layout;
 mod varint;
 
-pub use car::{car_cid_of, car_header, CarWriter, Sha256Writer};
+pub use car::{car_cid_of, car_header, car_header_of, CarWriter, Sha256Writer};
 pub use car_reader::CarReader;
-pub use cids::{car_cid, parse_cid, ContentCid, CODEC_CAR, CODEC_DAG_PB, CODEC_RAW};
+pub use cids::{car_cid, identity_raw, parse_cid, ContentCid, CODEC_CAR, CODEC_DAG_PB, CODEC_RAW};
 pub use importer::{import_path, Block, Imported, Importer, PlannedBlock};
 pub use index::{BlockIndex, LeafSpan, RootBlock};
 pub use layout::Link;

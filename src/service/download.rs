@@ -1,11 +1,11 @@
 //! Serving stored content: a file's bytes (whole or one range), its CAR, or
-//! its root block. Everything is read through the object's block index and
+//! one block of its DAG (the root unless another is asked for). Everything is read through the object's block index and
 //! checked block by block against its CID (a stored block that does not
 //! match ends the body with an error: wrong bytes are never sent), as a
 //! stream that counts what it served to the owner before its last byte.
 
 use super::files::Download;
-use crate::content::{BlockIndex, CarWriter, Importer, LeafSpan, Params, PlannedBlock, RootBlock};
+use crate::content::{BlockIndex, CarWriter, ContentCid, Importer, LeafSpan, Params, PlannedBlock, RootBlock};
 use crate::error::{AppError, AppResult};
 use super::Services;
 use crate::store::Db;
@@ -48,20 +48,29 @@ pub async fn open(
     with_body: bool,
 ) -> AppResult<Content> {
     let file = &download.file;
-    open_object(state, &file.cid, file.size.max(0) as u64, format, range, with_body, Some(download.owner_id)).await
+    let target = Target { cid: &file.cid, size: file.size.max(0) as u64, block: download.block.as_ref() };
+    open_object(state, target, format, range, with_body, Some(download.owner_id)).await
+}
+
+/// A stored object, and the block of its DAG a raw request asks for (the
+/// root when `None`).
+pub struct Target<'a> {
+    pub cid: &'a str,
+    pub size: u64,
+    pub block: Option<&'a ContentCid>,
 }
 
 /// Opens `format` of the stored object `cid` of `size` bytes, as [`open`]
 /// does; what is served is counted to `count_to` (an account), if given.
 pub async fn open_object(
     state: &Services,
-    cid: &str,
-    size: u64,
+    target: Target<'_>,
     format: Format,
     range: Option<(u64, u64)>,
     with_body: bool,
     count_to: Option<i64>,
 ) -> AppResult<Content> {
+    let Target { cid, size, block } = target;
     if format == Format::Bytes && !with_body {
         return Ok(Content { len: range.map_or(size, |(a, b)| b - a + 1), body: None });
     }
@@ -73,10 +82,9 @@ pub async fn open_object(
             (len, Plan::Bytes { start, end })
         }
         Format::Car => (index.car_len(), Plan::Car),
-        Format::Raw => match index.root_block() {
-            Some(RootBlock::Node(bytes)) => (bytes.len() as u64, Plan::Raw),
-            Some(RootBlock::Leaf(leaf)) => (leaf.len, Plan::Raw),
-            None => return Err(AppError::internal("empty block index")),
+        Format::Raw => match raw_block(&index, block)? {
+            RootBlock::Node(bytes) => (bytes.len() as u64, Plan::Raw),
+            RootBlock::Leaf(leaf) => (leaf.len, Plan::Raw),
         },
     };
     if !with_body {
@@ -93,9 +101,9 @@ pub async fn open_object(
         }
         Plan::Bytes { .. } => (0, 0),
         Plan::Car => (0, size),
-        Plan::Raw => match index.root_block() {
-            Some(RootBlock::Leaf(leaf)) => (0, leaf.len),
-            _ => (0, 0),
+        Plan::Raw => match raw_block(&index, block)? {
+            RootBlock::Leaf(leaf) => (leaf.offset, leaf.offset + leaf.len),
+            RootBlock::Node(_) => (0, 0),
         },
     };
     let reader = if to > from {
@@ -126,6 +134,7 @@ pub async fn open_object(
     if index.root() != Some(&root) {
         return Err(AppError::internal(format!("the block index of {root} names another root")));
     }
+    let block = block.cloned();
     let body = produce(state, count_to, len, move |out| {
         let mut reader = reader;
         let mut nothing = io::empty();
@@ -161,20 +170,27 @@ pub async fn open_object(
                 }
                 Ok(())
             }
-            Plan::Raw => match index.root_block() {
-                Some(RootBlock::Node(bytes)) => out.write_all(bytes),
-                Some(RootBlock::Leaf(leaf)) => {
+            Plan::Raw => match raw_block(&index, block.as_ref()).map_err(|e| io::Error::other(e.message))? {
+                RootBlock::Node(bytes) => out.write_all(bytes),
+                RootBlock::Leaf(leaf) => {
                     let mut buf = Vec::new();
                     if leaf.len > 0 {
                         read_leaf(input, leaf, &mut buf)?;
                     }
                     out.write_all(&buf)
                 }
-                None => Ok(()),
             },
         }
     });
     Ok(Content { len, body: Some(body) })
+}
+
+/// The block a raw request serves: `block` of the DAG, or its root.
+fn raw_block<'a>(index: &'a BlockIndex, block: Option<&ContentCid>) -> AppResult<RootBlock<'a>> {
+    match block {
+        None => index.root_block().ok_or_else(|| AppError::internal("empty block index")),
+        Some(cid) => index.block(cid).ok_or_else(|| AppError::not_found("Block not found")),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

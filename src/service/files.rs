@@ -335,17 +335,25 @@ pub async fn download_link(state: &Services, who: &Principal, cid: &str) -> AppR
 pub struct Download {
     pub owner_id: i64,
     pub file: FileRow,
+    /// A block of the file's DAG other than its root, when one was asked for.
+    pub block: Option<ContentCid>,
 }
 
 /// Checks a download link's token against the CID it names and that the
 /// owner still stores the file.
-pub async fn open_download(state: &Services, cid: &str, token: Option<&str>) -> AppResult<Download> {
+/// With `any_block`, the link of a file also opens every block of the
+/// file's DAG (as raw blocks, for trustless clients that fetch a DAG block
+/// by block): `cid` may then name one of them.
+pub async fn open_download(state: &Services, cid: &str, token: Option<&str>, any_block: bool) -> AppResult<Download> {
     let forbidden = || AppError::forbidden("Download link is invalid or has expired");
-    let cid = parse_cid(cid)?.to_string();
+    let asked = parse_cid(cid)?;
     let claims = state.tokens.decode_download(token.ok_or_else(forbidden)?).map_err(|_| forbidden())?;
-    if claims.cid != cid {
-        return Err(forbidden());
-    }
+    let block = match claims.cid == asked.to_string() {
+        true => None,
+        false if any_block => Some(asked),
+        false => return Err(forbidden()),
+    };
+    let cid = claims.cid.clone();
     let owner_id: i64 = claims.sub.parse().map_err(|_| forbidden())?;
     // The link's account must still be the one it was made for, with the
     // same password (a change or reset revokes the links handed out before).
@@ -355,7 +363,7 @@ pub async fn open_download(state: &Services, cid: &str, token: Option<&str>) -> 
         return Err(forbidden());
     }
     let file = state.db.file_by_cid(owner_id, &cid).await?.ok_or_else(|| AppError::not_found("File not found"))?;
-    Ok(Download { owner_id, file })
+    Ok(Download { owner_id, file, block })
 }
 
 /// A file name as stored: no directories, no control characters, at most
