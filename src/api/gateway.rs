@@ -88,7 +88,7 @@ fn parse_range(headers: &HeaderMap, size: u64) -> Option<Result<(u64, u64), ()>>
 
 #[utoipa::path(get, path = "/ipfs/{cid}", tag = "files",
     params(
-        ("cid" = String, Path, description = "Root CID of a stored file"),
+        ("cid" = String, Path, description = "Root CID of a stored file; with `format=raw`, any block of its DAG; an identity CID (`bafkqaaa`, the probe) needs no token"),
         ("token" = String, Query, description = "The signature from /download_file"),
         ("filename" = Option<String>, Query, description = "Name for Content-Disposition"),
         ("format" = Option<String>, Query, description = "`car` (the CAR, as ipfs-car writes it) or `raw` (the root block); also chosen by `Accept: application/vnd.ipld.car` / `application/vnd.ipld.raw`"),
