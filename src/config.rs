@@ -116,6 +116,9 @@ pub struct Settings {
     /// Seconds a resumable upload (`/uploads`) may take from its creation
     /// before it expires and what it received is removed.
     pub upload_expiry_secs: i64,
+    /// Requests a shared file (served to anyone) answers per throttle
+    /// window, all clients together; past them 429 until the window ends.
+    pub share_requests_per_window: i64,
 }
 
 impl Default for Settings {
@@ -167,6 +170,7 @@ impl Default for Settings {
             retrieve_wait_secs: 10,
             restored_keep_secs: 3600,
             upload_expiry_secs: 24 * 3600,
+            share_requests_per_window: 10_000,
         }
     }
 }
@@ -262,6 +266,7 @@ impl Settings {
             ("retrieve_wait_secs", self.retrieve_wait_secs > 0),
             ("restored_keep_secs", self.restored_keep_secs >= 0),
             ("upload_expiry_secs", self.upload_expiry_secs > 0),
+            ("share_requests_per_window", self.share_requests_per_window > 0),
         ];
         match positive.iter().find(|(_, ok)| !ok) {
             Some((name, _)) => Err(format!("setting {name} is out of range")),

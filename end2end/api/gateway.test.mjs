@@ -1,7 +1,8 @@
-// Open retrieval (issue 14), first part: the trustless gateway's probe and
-// identity CIDs, and raw blocks of any block of a stored DAG. Over HTTP
-// against the release build; each block is compared with ipfs-car's CAR of
-// the same bytes. Runs on SQLite + local files and on PostgreSQL + S3.
+// Open retrieval (issue 14), first parts: the trustless gateway's probe and
+// identity CIDs, raw blocks of any block of a stored DAG, and share links
+// (POST /share_file: a file served to anyone at /ipfs/<cid>). Over HTTP
+// against the release build; blocks and CARs are compared with ipfs-car's.
+// Runs on SQLite + local files and on PostgreSQL + S3.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -133,5 +134,98 @@ describe('raw blocks of a stored DAG', () => {
     const forged = gatewayPath(link, leaf, { format: 'raw', token: `${new URL(link).searchParams.get('token')}x` });
     assertJson(await request(server, 'GET', forged), 403, FORBIDDEN);
     assert.equal((await dashboard(server, alice.token)).data_downloaded, before, 'nothing counted');
+  });
+});
+
+describe('share links', () => {
+  let limited; // 3 requests per shared file per throttle window
+  before(async () => {
+    limited = await startServer({ PEERVAULT_SHARE_REQUESTS_PER_WINDOW: 3 });
+  });
+  after(async () => {
+    await limited?.stop();
+  });
+
+  const share = (srv, token, json) => request(srv, 'POST', '/share_file', { token, json });
+
+  it('shared, a file is served to anyone at /ipfs/<cid>, publicly cacheable and counted to its owner; unshared, at once only links open it', async () => {
+    const bytes = crypto.randomBytes(2 * MiB + 3);
+    const ref = ipfsCarCids(bytes);
+    await uploadFile(server, alice.token, bytes, { filename: 'shared.bin', type: 'application/x-shared' });
+    assertJson(await request(server, 'GET', `/ipfs/${ref.cid}`), 403, FORBIDDEN);
+    const on = await share(server, alice.token, { cid: ref.cid, public: true });
+    assertJson(on, 200, { cid: ref.cid, public: true, url: `${server.base}/ipfs/${ref.cid}` });
+    const before = (await dashboard(server, alice.token)).data_downloaded;
+    const got = await request(server, 'GET', `/ipfs/${ref.cid}`, { timeout: 60_000 });
+    assert.equal(got.status, 200);
+    assert.ok(got.raw.equals(bytes));
+    assert.equal(got.headers['cache-control'], IMMUTABLE);
+    assert.equal(got.headers['content-type'], 'application/x-shared');
+    assert.match(got.headers['content-disposition'], /filename="shared\.bin"/);
+    const head = await request(server, 'HEAD', `/ipfs/${ref.cid}`);
+    assert.equal(head.status, 200);
+    assert.equal(head.headers['content-length'], String(bytes.length));
+    const car = await request(server, 'GET', `/ipfs/${ref.cid}?format=car`, { timeout: 60_000 });
+    assert.ok(car.raw.equals(ref.car), 'the CAR ipfs-car writes');
+    assert.equal(car.headers['cache-control'], IMMUTABLE);
+    const after = (await dashboard(server, alice.token)).data_downloaded;
+    assert.equal(after - before, bytes.length + ref.car.length, 'what anyone downloaded counts to the owner');
+
+    const off = await share(server, alice.token, { cid: ref.cid, public: false });
+    assertJson(off, 200, { cid: ref.cid, public: false });
+    assertJson(await request(server, 'GET', `/ipfs/${ref.cid}`), 403, FORBIDDEN);
+    const link = await downloadLink(server, alice.token, ref.cid);
+    const private_ = await request(server, 'GET', gatewayPath(link, ref.cid), { timeout: 60_000 });
+    assert.equal(private_.status, 200);
+    assert.equal(private_.headers['cache-control'], 'private, no-cache', 'a signed link never answers with public cache headers');
+  });
+
+  it('bad requests are refused with their message and share nothing', async () => {
+    const bytes = crypto.randomBytes(1000);
+    const ref = ipfsCarCids(bytes);
+    await uploadFile(server, alice.token, bytes, { filename: 'private.bin' });
+    assertJson(await share(server, undefined, { cid: ref.cid, public: true }), 401, { message: 'Token is missing' });
+    assertJson(await share(server, alice.token, { public: true }), 400, { message: 'Missing cid field in request body' });
+    assertJson(await share(server, alice.token, { cid: 'nope', public: true }), 400, { message: 'Invalid CID: not a valid CID' });
+    assertJson(await share(server, alice.token, { cid: ref.cid }), 400, { message: 'Missing public field in request body' });
+    assertJson(await share(server, alice.token, { cid: ref.cid, public: 'yes' }), 400, { message: 'public must be true or false' });
+    assertJson(await share(server, alice.token, { cid: ref.cid, public: 1 }), 400, { message: 'public must be true or false' });
+    // bob does not store it: he cannot share alice's file
+    assertJson(await share(server, bob.token, { cid: ref.cid, public: true }), 404, { message: 'File not found' });
+    assertJson(await request(server, 'GET', `/ipfs/${ref.cid}`), 403, FORBIDDEN);
+  });
+
+  it('sharing is of the content: another account\'s file of the same bytes keeps its name and type private', async () => {
+    const bytes = crypto.randomBytes(5000);
+    const ref = ipfsCarCids(bytes);
+    await uploadFile(server, bob.token, bytes, { filename: 'bob-diary.txt', type: 'text/plain' });
+    await uploadFile(server, alice.token, bytes, { filename: 'alice-copy.bin', type: 'application/x-alice' });
+    await share(server, alice.token, { cid: ref.cid, public: true });
+    const got = await request(server, 'GET', `/ipfs/${ref.cid}`);
+    assert.equal(got.status, 200);
+    assert.ok(got.raw.equals(bytes));
+    assert.match(got.headers['content-disposition'], /alice-copy\.bin/);
+    assert.equal(got.headers['content-type'], 'application/x-alice');
+    assert.ok(!JSON.stringify(got.headers).includes('bob-diary'), 'bob\'s file name never shows');
+    const bobBefore = (await dashboard(server, bob.token)).data_downloaded;
+    await request(server, 'GET', `/ipfs/${ref.cid}`);
+    assert.equal((await dashboard(server, bob.token)).data_downloaded, bobBefore, 'nothing counted to bob');
+    // alice stops sharing: bob's private file of the same content is not served
+    await share(server, alice.token, { cid: ref.cid, public: false });
+    assertJson(await request(server, 'GET', `/ipfs/${ref.cid}`), 403, FORBIDDEN);
+  });
+
+  it('a shared file answers a bounded number of requests per window (429 past it, nothing counted); links go on', async () => {
+    const user = await newUserWithToken(limited);
+    const bytes = crypto.randomBytes(4000);
+    const ref = ipfsCarCids(bytes);
+    await uploadFile(limited, user.token, bytes, { filename: 'popular.bin' });
+    await share(limited, user.token, { cid: ref.cid, public: true });
+    for (let i = 0; i < 3; i += 1) assert.equal((await request(limited, 'GET', `/ipfs/${ref.cid}`)).status, 200);
+    const before = (await dashboard(limited, user.token)).data_downloaded;
+    assertJson(await request(limited, 'GET', `/ipfs/${ref.cid}`), 429, { message: 'This shared file is asked for too often: try again later' });
+    assert.equal((await dashboard(limited, user.token)).data_downloaded, before);
+    const link = await downloadLink(limited, user.token, ref.cid);
+    assert.equal((await request(limited, 'GET', gatewayPath(link, ref.cid))).status, 200, 'the owner\'s links are not limited');
   });
 });

@@ -97,6 +97,15 @@ impl JsonObject {
         }
     }
 
+    /// A JSON `true` or `false`.
+    pub fn boolean(&self, name: &str) -> AppResult<bool> {
+        match self.present(name) {
+            None => Err(AppError::missing_field(name)),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(AppError::bad_request(format!("{name} must be true or false"))),
+        }
+    }
+
     /// A number, or a string holding one (what the Android client sends).
     pub fn number(&self, name: &str) -> Numeric {
         match self.present(name) {

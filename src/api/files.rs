@@ -135,6 +135,42 @@ pub async fn download_file(State(state): State<AppState>, Auth(who): Auth, body:
     Ok(Json(UrlResponse { url: files::download_link(&state, &who, cid).await? }))
 }
 
+#[derive(Debug, serde::Deserialize, ToSchema)]
+pub struct ShareRequest {
+    /// A CID this account stores.
+    pub cid: String,
+    /// `true`: served to anyone at `/ipfs/{cid}`; `false`: behind signed links again.
+    pub public: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShareResponse {
+    pub cid: String,
+    pub public: bool,
+    /// The share link (while shared): `<public base>/ipfs/<cid>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+#[utoipa::path(post, path = "/share_file", tag = "files", security(("token" = [])),
+    description = "Turns sharing of this account's file on or off. Shared, its content is served to anyone at \
+        `/ipfs/{cid}` without a token (with public cache headers, within a request budget per content); \
+        turned off, at once only signed links open it again. Sharing is of the content: the name and type \
+        served are this account's; another account's files of the same content stay private.",
+    request_body(content = ShareRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Sharing is as asked", body = ShareResponse),
+        (status = 400, description = "Missing or invalid CID, `public` not a boolean", body = Message, example = json!({"message": "public must be true or false"})),
+        (status = 401, description = "Token missing or invalid", body = Message, example = json!({"message": "Token is missing"})),
+        (status = 404, description = "This account does not store that CID", body = Message, example = json!({"message": "File not found"})),
+    ))]
+pub async fn share_file(State(state): State<AppState>, Auth(who): Auth, body: JsonObject) -> super::ApiResult<Json<ShareResponse>> {
+    let cid = body.string("cid")?;
+    let public = body.boolean("public")?;
+    let (cid, url) = files::share(&state, &who, cid, public).await?;
+    Ok(Json(ShareResponse { cid, public, url }))
+}
+
 #[utoipa::path(post, path = "/delete_file", tag = "files", security(("token" = [])),
     request_body(content = CidRequest, content_type = "application/json"),
     responses(

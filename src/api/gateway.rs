@@ -20,6 +20,8 @@ pub struct GatewayQuery {
 
 const CAR_TYPE: &str = "application/vnd.ipld.car";
 const RAW_TYPE: &str = "application/vnd.ipld.raw";
+/// Content anyone may fetch (shared files, identity CIDs) never changes under its CID.
+const PUBLIC_CACHE: &str = "public, max-age=29030400, immutable";
 
 fn format_of(query: &GatewayQuery, headers: &HeaderMap) -> AppResult<Format> {
     match query.format.as_deref() {
@@ -89,7 +91,7 @@ fn parse_range(headers: &HeaderMap, size: u64) -> Option<Result<(u64, u64), ()>>
 #[utoipa::path(get, path = "/ipfs/{cid}", tag = "files",
     params(
         ("cid" = String, Path, description = "Root CID of a stored file; with `format=raw`, any block of its DAG; an identity CID (`bafkqaaa`, the probe) needs no token"),
-        ("token" = String, Query, description = "The signature from /download_file"),
+        ("token" = Option<String>, Query, description = "The signature from /download_file; none for a shared file (`/share_file`)"),
         ("filename" = Option<String>, Query, description = "Name for Content-Disposition"),
         ("format" = Option<String>, Query, description = "`car` (the CAR, as ipfs-car writes it) or `raw` (the root block); also chosen by `Accept: application/vnd.ipld.car` / `application/vnd.ipld.raw`"),
     ),
@@ -130,7 +132,7 @@ fn identity(cid: &str, data: Vec<u8>, binary: &[u8], format: Format, method: &Me
     let response = Response::builder()
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::CONTENT_SECURITY_POLICY, "sandbox")
-        .header(header::CACHE_CONTROL, "public, max-age=29030400, immutable")
+        .header(header::CACHE_CONTROL, PUBLIC_CACHE)
         .header(header::CONTENT_TYPE, content_type)
         .header(header::ETAG, etag)
         .header(header::VARY, "Accept")
@@ -145,8 +147,17 @@ async fn serve(state: &AppState, cid: &str, query: GatewayQuery, method: &Method
     if let Some((data, binary)) = crate::content::identity_raw(cid) {
         return identity(cid.trim(), data, &binary, format, method);
     }
-    // A file's link opens its root in any format, and each block of its DAG raw.
-    let link = files::open_download(state, cid, query.token.as_deref(), format == Format::Raw).await?;
+    // Without a token: a shared file. Else a file's link opens its root in
+    // any format, and each block of its DAG raw.
+    let shared = match query.token.as_deref() {
+        None => files::open_public(state, cid).await?,
+        Some(_) => None,
+    };
+    let public = shared.is_some();
+    let link = match shared {
+        Some(link) => link,
+        None => files::open_download(state, cid, query.token.as_deref(), format == Format::Raw).await?,
+    };
     let file = &link.file;
     let name = query.filename.as_deref().map(files::clean_name).filter(|n| !n.is_empty()).unwrap_or(file.name.clone());
     let size = file.size.max(0) as u64;
@@ -155,7 +166,7 @@ async fn serve(state: &AppState, cid: &str, query: GatewayQuery, method: &Method
     let mut response = Response::builder()
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::CONTENT_SECURITY_POLICY, "sandbox")
-        .header(header::CACHE_CONTROL, "private, no-cache")
+        .header(header::CACHE_CONTROL, if public { PUBLIC_CACHE } else { "private, no-cache" })
         .header("x-ipfs-path", format!("/ipfs/{served}"));
 
     let (etag, content_type, filename) = match format {

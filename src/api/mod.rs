@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/get_file_list", post(files::get_file_list))
         .route("/download_file", post(files::download_file))
         .route("/delete_file", post(files::delete_file))
+        .route("/share_file", post(files::share_file))
         .route("/ipfs/{cid}", get(gateway::ipfs))
         .route("/file_status", post(node::file_status))
         .route("/node/work", post(node::work))

@@ -14,13 +14,13 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "peervault JSON API", description = "The routes the Android client calls. Prose: docs/API.md."),
     paths(healthz, register, login, android_auth, dashboard, onboarding, active_time, rateinout,
-        files::upload_file, files::get_file_list, files::download_file, files::delete_file, gateway::ipfs,
+        files::upload_file, files::get_file_list, files::download_file, files::delete_file, files::share_file, gateway::ipfs,
         reset::send_reset_email, reset::verify_otp,
         node::file_status, node::work, node::done, node::failed, node::content, node::proof, node::deliver, node::node_status,
         tus::options, tus::create, tus::head, tus::patch, tus::overridden, tus::terminate),
     components(schemas(Message, TokenResponse, Health, RegisterRequest, LoginRequest, AndroidAuthRequest,
         DashboardResponse, OnboardingRequest, ActiveTimeRequest, RateInOutRequest,
-        files::UploadResponse, files::Web3, files::UploadForm, files::FileEntry, files::CidRequest, files::UrlResponse,
+        files::UploadResponse, files::Web3, files::UploadForm, files::FileEntry, files::CidRequest, files::UrlResponse, files::ShareRequest, files::ShareResponse,
         reset::StatusMessage, reset::StatusCapitalMessage, reset::SendResetRequest, reset::VerifyOtpRequest,
         node::WorkRequest, node::WorkResponse, node::TaskAnswer,
         crate::service::network::Task, crate::service::network::FileStatus, crate::service::network::Replica,
@@ -146,6 +146,7 @@ fn complete(doc: &mut Value, settings: &Settings) {
 
     // CIDs, in a body and in the gateway's path.
     set(doc, &property("CidRequest", "cid"), json!({"pattern": CID_PATTERN}));
+    set(doc, &property("ShareRequest", "cid"), json!({"pattern": CID_PATTERN}));
     if let Some(Value::Array(params)) = doc.pointer_mut(&format!("{}/get/parameters", path_item("/ipfs/{cid}"))) {
         for param in params.iter_mut() {
             let name = param.get("name").and_then(Value::as_str).map(str::to_owned);

@@ -366,6 +366,36 @@ pub async fn open_download(state: &Services, cid: &str, token: Option<&str>, any
     Ok(Download { owner_id, file, block })
 }
 
+/// `POST /share_file`: the account's files of `cid` are served to anyone
+/// at `/ipfs/<cid>` (or no longer are). Sharing is of the content: anyone
+/// who asks for the CID gets the bytes, with this account's name and type
+/// of the file; another account's files of the same content stay private.
+/// Returns the CID and, while shared, the share link.
+pub async fn share(state: &Services, who: &Principal, cid: &str, public: bool) -> AppResult<(String, Option<String>)> {
+    who.require_user()?;
+    let cid = parse_cid(cid)?.to_string();
+    if state.db.set_public(who.user_id, &cid, public).await? == 0 {
+        return Err(AppError::not_found("File not found"));
+    }
+    tracing::info!(user_id = who.user_id, %cid, public, "file sharing set");
+    let url = public.then(|| format!("{}/ipfs/{cid}", public_base(state)));
+    Ok((cid, url))
+}
+
+/// A shared file of `cid`, served without a token (within the shared
+/// content's request budget: 429 past it); `None` when nobody shares it.
+pub async fn open_public(state: &Services, cid: &str) -> AppResult<Option<Download>> {
+    let cid = parse_cid(cid)?.to_string();
+    let Some((owner_id, file)) = state.db.public_file(&cid).await? else {
+        return Ok(None);
+    };
+    let budget = u32::try_from(state.settings.share_requests_per_window).unwrap_or(u32::MAX);
+    if state.throttle.over_budget(&[(&format!("share:{cid}"), budget)]).await? {
+        return Err(AppError::new(429, "This shared file is asked for too often: try again later"));
+    }
+    Ok(Some(Download { owner_id, file, block: None }))
+}
+
 /// A file name as stored: no directories, no control characters, at most
 /// 255 characters; empty when nothing usable is left.
 pub fn clean_name(raw: &str) -> String {

@@ -136,6 +136,46 @@ impl Db {
     }
 
     /// The account's newest file with this CID.
+    /// Turns sharing of the account's files of `cid` on or off; how many there are.
+    pub async fn set_public(&self, user_id: i64, cid: &str, public: bool) -> Result<u64, sqlx::Error> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query("UPDATE files SET public = $3 WHERE user_id = $1 AND cid = $2")
+                .bind(user_id)
+                .bind(cid)
+                .bind(i64::from(public))
+                .execute(pool)
+                .await?
+                .rows_affected())
+        })
+    }
+
+    /// The file of `cid` shared first, of whichever account, with its owner.
+    pub async fn public_file(&self, cid: &str) -> Result<Option<(i64, FileRow)>, sqlx::Error> {
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT f.user_id, f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at \
+                 FROM files f JOIN blobs b ON b.cid = f.cid \
+                 WHERE f.cid = $1 AND f.public = 1 ORDER BY f.uploaded_at, f.id LIMIT 1",
+            )
+            .bind(cid)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|r| {
+                let file = FileRow {
+                    id: r.get(1),
+                    name: r.get(2),
+                    cid: r.get(3),
+                    car_cid: r.get(4),
+                    mime: r.get(5),
+                    size: r.get(6),
+                    uploaded_at: r.get(7),
+                    replicas: 0,
+                };
+                (r.get(0), file)
+            }))
+        })
+    }
+
     pub async fn file_by_cid(&self, user_id: i64, cid: &str) -> Result<Option<FileRow>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_as(
