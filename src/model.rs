@@ -63,6 +63,8 @@ pub struct FileView {
     /// Copies stored on the network's nodes, and how many are wanted.
     pub replicas: i64,
     pub wanted: i64,
+    /// The share link while the file is shared (`/share_file`).
+    pub share_url: Option<String>,
 }
 
 /// `3 of 3 copies`.

@@ -17,7 +17,19 @@ pub async fn list_my_files() -> Result<Option<Vec<FileView>>, AppError> {
     let state = ssr::state()?;
     let rows = crate::service::files::list(&state, &who).await?;
     let wanted = state.settings.replicas;
-    Ok(Some(rows.into_iter().map(FileView::from).map(|f| FileView { wanted, ..f }).collect()))
+    let views = rows.into_iter().map(|row| {
+        let share_url = (row.public != 0).then(|| crate::service::files::share_url(&state, &row.cid));
+        FileView { wanted, share_url, ..FileView::from(row) }
+    });
+    Ok(Some(views.collect()))
+}
+
+/// Turns sharing on or off (`POST /share_file`'s service).
+#[server(endpoint = "share_my_file")]
+pub async fn share_my_file(cid: String, public: bool) -> Result<(), AppError> {
+    use super::ssr;
+    let who = ssr::require_user().await?;
+    crate::service::files::share(&*ssr::state()?, &who, &cid, public).await.map(|_| ())
 }
 
 /// Uploads from the page: the same multipart reading and service as `POST /upload_file`.
@@ -54,9 +66,10 @@ pub async fn download_my_file(cid: String) -> Result<String, AppError> {
 pub fn FilesPage() -> impl IntoView {
     let delete = ServerAction::<DeleteMyFile>::new();
     let download = ServerAction::<DownloadMyFile>::new();
+    let share = ServerAction::<ShareMyFile>::new();
     let (uploads, set_uploads) = signal(0u32);
     let files = Resource::new(
-        move || (uploads.get(), delete.version().get()),
+        move || (uploads.get(), delete.version().get(), share.version().get()),
         |_| list_my_files(),
     );
     // Open the link a successful Download produced.
@@ -72,12 +85,14 @@ pub fn FilesPage() -> impl IntoView {
     });
     let delete_error = Signal::derive(move || delete.value().get().and_then(Result::err));
     let download_error = Signal::derive(move || download.value().get().and_then(Result::err));
+    let share_error = Signal::derive(move || share.value().get().and_then(Result::err));
     view! {
         <section>
             <h1>"Files"</h1>
             <UploadForm on_done=move || set_uploads.update(|n| *n += 1)/>
             <FormError error=delete_error/>
             <FormError error=download_error/>
+            <FormError error=share_error/>
             <Suspense fallback=|| view! { <p class="loading">"Loading your files…"</p> }>
                 <ErrorBoundary fallback=load_failed("Your files")>
                     {move || Suspend::new(async move {
@@ -86,7 +101,7 @@ pub fn FilesPage() -> impl IntoView {
                             Some(list) if list.is_empty() => view! {
                                 <p class="empty">"No files yet. Upload one above."</p>
                             }.into_any(),
-                            Some(list) => view! { <FileTable list delete download/> }.into_any(),
+                            Some(list) => view! { <FileTable list delete download share/> }.into_any(),
                         })
                     })}
                 </ErrorBoundary>
@@ -100,6 +115,7 @@ fn FileTable(
     list: Vec<FileView>,
     delete: ServerAction<DeleteMyFile>,
     download: ServerAction<DownloadMyFile>,
+    share: ServerAction<ShareMyFile>,
 ) -> impl IntoView {
     view! {
         <div class="table-wrap">
@@ -109,7 +125,10 @@ fn FileTable(
                 </thead>
                 <tbody>
                     {list.into_iter().map(|f| {
-                        let FileView { name, cid, mime, size, uploaded_at, replicas, wanted, .. } = f;
+                        let FileView { name, cid, mime, size, uploaded_at, replicas, wanted, share_url, .. } = f;
+                        let shared = share_url.is_some();
+                        let share_cid = cid.clone();
+                        let share_label = format!("Copy the share link of {name}");
                         let short = replicas < wanted;
                         let label = format!("Copy CID of {name}");
                         let (row_cid, title, shown, copy, download_cid, delete_cid) =
@@ -133,10 +152,21 @@ fn FileTable(
                                         <input type="hidden" name="cid" value=download_cid/>
                                         <button type="submit" class="button small">"Download"</button>
                                     </ActionForm>
+                                    <ActionForm action=share attr:class="inline">
+                                        <input type="hidden" name="cid" value=share_cid/>
+                                        <input type="hidden" name="public" value=if shared { "false" } else { "true" }/>
+                                        <button type="submit" class="button secondary small">{if shared { "Stop sharing" } else { "Share" }}</button>
+                                    </ActionForm>
                                     <ActionForm action=delete attr:class="inline">
                                         <input type="hidden" name="cid" value=delete_cid/>
                                         <button type="submit" class="button secondary small">"Delete"</button>
                                     </ActionForm>
+                                    {share_url.map(|url| view! {
+                                        <div class="share-link">
+                                            "Shared: "<a href=url.clone() class="share-url">{url.clone()}</a>
+                                            <CopyButton text=url label=share_label/>
+                                        </div>
+                                    })}
                                 </td>
                             </tr>
                         }

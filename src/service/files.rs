@@ -272,8 +272,8 @@ pub(crate) async fn remove_object(state: &Services, cid: &str) -> AppResult<()> 
 /// service, so the store knows nothing of the models).
 impl From<FileRow> for crate::model::FileView {
     fn from(r: FileRow) -> Self {
-        let FileRow { id, name, cid, car_cid, mime, size, uploaded_at, replicas } = r;
-        Self { id, name, cid, car_cid, mime, size, uploaded_at, replicas, wanted: 0 }
+        let FileRow { id, name, cid, car_cid, mime, size, uploaded_at, replicas, public: _ } = r;
+        Self { id, name, cid, car_cid, mime, size, uploaded_at, replicas, wanted: 0, share_url: None }
     }
 }
 
@@ -378,8 +378,13 @@ pub async fn share(state: &Services, who: &Principal, cid: &str, public: bool) -
         return Err(AppError::not_found("File not found"));
     }
     tracing::info!(user_id = who.user_id, %cid, public, "file sharing set");
-    let url = public.then(|| format!("{}/ipfs/{cid}", public_base(state)));
+    let url = public.then(|| share_url(state, &cid));
     Ok((cid, url))
+}
+
+/// The link a shared file is served at.
+pub fn share_url(state: &Services, cid: &str) -> String {
+    format!("{}/ipfs/{cid}", public_base(state))
 }
 
 /// A shared file of `cid`, served without a token (within the shared

@@ -16,6 +16,8 @@ pub struct FileRow {
     pub uploaded_at: i64,
     /// Replicas of its content stored on nodes.
     pub replicas: i64,
+    /// 1 while its owner shares it (`/share_file`).
+    pub public: i64,
 }
 
 /// What a new file row needs.
@@ -124,7 +126,7 @@ impl Db {
     pub async fn list_files(&self, user_id: i64) -> Result<Vec<FileRow>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at, \
+                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at, f.public, \
                    (SELECT COUNT(*) FROM placements p WHERE p.cid = f.cid AND p.state = 'stored') AS replicas \
                  FROM files f JOIN blobs b ON b.cid = f.cid \
                  WHERE f.user_id = $1 ORDER BY f.uploaded_at DESC, f.id DESC",
@@ -135,7 +137,6 @@ impl Db {
         })
     }
 
-    /// The account's newest file with this CID.
     /// Turns sharing of the account's files of `cid` on or off; how many there are.
     pub async fn set_public(&self, user_id: i64, cid: &str, public: bool) -> Result<u64, sqlx::Error> {
         with_pool!(self, pool => {
@@ -170,16 +171,18 @@ impl Db {
                     size: r.get(6),
                     uploaded_at: r.get(7),
                     replicas: 0,
+                    public: 1,
                 };
                 (r.get(0), file)
             }))
         })
     }
 
+    /// The account's newest file with this CID.
     pub async fn file_by_cid(&self, user_id: i64, cid: &str) -> Result<Option<FileRow>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at, \
+                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at, f.public, \
                    (SELECT COUNT(*) FROM placements p WHERE p.cid = f.cid AND p.state = 'stored') AS replicas \
                  FROM files f JOIN blobs b ON b.cid = f.cid \
                  WHERE f.user_id = $1 AND f.cid = $2 ORDER BY f.uploaded_at DESC, f.id DESC LIMIT 1",
