@@ -85,6 +85,11 @@ fn min_part_leaves(multipart: &dyn Multipart) -> u64 {
     multipart.min_part().div_ceil(LEAF as u64)
 }
 
+/// The store's multipart objects, which an upload that recorded one needs.
+fn multipart_of(blobs: &dyn BlobStore) -> io::Result<&dyn Multipart> {
+    blobs.multipart().ok_or_else(|| io::Error::other("the store lost its multipart objects"))
+}
+
 /// Leaves recorded in an upload's multipart object (`multipart_parts`).
 fn multipart_leaves(multipart_parts: &str) -> u64 {
     parts_of(multipart_parts).iter().map(|(n, _)| n).sum()
@@ -360,9 +365,6 @@ where
         if let (None, Some((upload, _))) = (&row.multipart, &stored.sent) {
             abort_multipart(state, id, upload).await;
         }
-        if let Some(upload) = started.filter(|_| stored.sent.is_none()) {
-            abort_multipart(state, id, &upload).await;
-        }
         return Err(offset_moved());
     }
     tracing::info!(upload = %id, from = row.received, to = total, cut = received.cut, "upload received");
@@ -411,7 +413,7 @@ async fn store_leaves(state: &Services, row: &UploadRow, staged: Box<dyn Staged>
     let mut before = loose_reader(state.blobs.clone(), &row.id, &row.parts, Vec::new());
     let sent = tokio::task::spawn_blocking(move || -> io::Result<(String, String)> {
         let mut staged = staged;
-        let multipart = blobs.multipart().ok_or_else(|| io::Error::other("the store lost its multipart objects"))?;
+        let multipart = multipart_of(&*blobs)?;
         let upload = match upload {
             Some(upload) => upload,
             None => multipart.start(&key)?,
@@ -683,7 +685,7 @@ impl InStore {
     /// Sends the last part (`rest_bytes` from `rest`) and completes the
     /// object (unless an earlier attempt did), then starts copying it to `cid`.
     fn complete(blobs: std::sync::Arc<dyn BlobStore>, id: &str, sent: Sent<'_>, rest: &mut dyn Read, size: u64, leaves: Vec<u8>, cid: String) -> io::Result<Self> {
-        let multipart = blobs.multipart().ok_or_else(|| io::Error::other("the store lost its multipart objects"))?;
+        let multipart = multipart_of(&*blobs)?;
         let key = multipart_key(id);
         if !blobs.contains(&key)? {
             let Sent { upload, mut tags, at, rest_bytes } = sent;
@@ -723,7 +725,7 @@ impl Staged for InStore {
                 return copied;
             }
         }
-        let multipart = self.blobs.multipart().ok_or_else(|| io::Error::other("the store lost its multipart objects"))?;
+        let multipart = multipart_of(&*self.blobs)?;
         multipart.copy(&self.key, key)
     }
 }
