@@ -218,6 +218,7 @@ async fn serve() -> Result<(), String> {
     let state = AppState::new(Inner { leptos_options: leptos_options.clone(), services });
     tokio::spawn(peervault::service::network::run_loop(state.clone()));
     tokio::spawn(peervault::service::uploads::run_sweeper(state.clone()));
+    tokio::spawn(peervault::service::files::record_shared_blocks(state.clone()));
 
     let routes = generate_route_list(App);
     let header_read_timeout = Duration::from_secs(state.settings.header_read_timeout_secs);

@@ -278,10 +278,11 @@ describe('POST /upload_file: CIDs equal `peervault cid` and ipfs-car', () => {
       assert.equal(got.headers['content-length'], String(size));
       assert.ok(got.raw.equals(bytes), 'downloaded bytes');
 
-      const car = await fetchLink(server, withParam(url, 'format', 'car'));
+      // ipfs-car's CAR: order=unk; dups=y (the default is depth first, each block once: gateway.test)
+      const car = await fetchLink(server, withParam(withParam(withParam(url, 'format', 'car'), 'car-order', 'unk'), 'car-dups', 'y'));
       assert.equal(car.status, 200);
       assert.equal(car.headers['content-type'], CAR_TYPE);
-      assert.equal(car.headers.etag, `"${ref.cid}.car"`);
+      assert.equal(car.headers.etag, `"${ref.cid}.car.all.unk.y"`);
       assert.equal(car.raw.length, ref.car.length, 'CAR length');
       assert.ok(car.raw.equals(ref.car), 'CAR bytes equal ipfs-car\'s');
       const carFile = path.join(work, `got-${uniqueSuffix()}.car`);
@@ -291,7 +292,7 @@ describe('POST /upload_file: CIDs equal `peervault cid` and ipfs-car', () => {
       run(IPFS_CAR, ['unpack', carFile, '--verify', '-o', out]);
       assert.ok(fs.readFileSync(out).equals(bytes), 'ipfs-car unpack --verify of the served CAR restores the bytes');
 
-      const byAccept = await fetchLink(server, url, { headers: { Accept: 'application/vnd.ipld.car' } });
+      const byAccept = await fetchLink(server, url, { headers: { Accept: 'application/vnd.ipld.car; order=unk; dups=y' } });
       assert.equal(byAccept.status, 200);
       assert.equal(byAccept.headers['content-type'], CAR_TYPE);
       assert.ok(byAccept.raw.equals(ref.car), 'CAR by Accept header');
@@ -720,8 +721,18 @@ describe('GET /ipfs/{cid}', () => {
     assert.ok(res.raw.equals(small.bytes));
   });
 
+  it('no token → 404 "File not found" in every format: unshared content is not told apart from content nobody stores', async () => {
+    const base = await downloadedNow(server, user.token);
+    const u = new URL(small.url);
+    u.searchParams.delete('token');
+    for (const url of [u.toString(), withParam(u.toString(), 'format', 'car'), withParam(u.toString(), 'format', 'raw')]) {
+      assertJson(await fetchLink(server, url), 404, { message: 'File not found' });
+      assert.equal((await fetchLink(server, url, { method: 'HEAD' })).status, 404, 'HEAD');
+    }
+    await expectDownloaded(server, user.token, base);
+  });
+
   const forged = {
-    'no token': () => { const u = new URL(small.url); u.searchParams.delete('token'); return u.toString(); },
     'an empty token': () => withParam(small.url, 'token', ''),
     'one character of the signature changed': () => {
       const token = new URL(small.url).searchParams.get('token');

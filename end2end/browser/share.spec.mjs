@@ -1,6 +1,7 @@
 // Share links in a real browser (issue 14): share a file from /files, copy
 // its link, fetch it from a fresh browser context without a session (the
-// bytes, publicly cacheable), stop sharing, and the link answers 403 again.
+// bytes, publicly cacheable), stop sharing, and the link answers 404 again
+// (unshared content is not told apart from unknown content).
 import { test, expect } from '@playwright/test';
 import { randomBytes } from 'node:crypto';
 import { open, signedIn, tempFile } from './helpers.mjs';
@@ -33,8 +34,8 @@ test('share a file, fetch its link without a session, stop sharing', async ({ pa
     await expect(row.locator('.share-url')).toHaveCount(0);
     await expect(row.getByRole('button', { name: 'Share', exact: true })).toBeVisible();
     const gone = await stranger.request.get(url);
-    expect(gone.status()).toBe(403);
-    expect(await gone.json()).toEqual({ message: 'Download link is invalid or has expired' });
+    expect(gone.status()).toBe(404);
+    expect(await gone.json()).toEqual({ message: 'File not found' });
   } finally {
     await stranger.close();
   }

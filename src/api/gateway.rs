@@ -1,13 +1,15 @@
-//! `GET`/`HEAD /ipfs/{cid}`: the target of signed download links, following
-//! the IPFS trustless gateway for `?format=car` / `?format=raw`.
+//! `GET`/`HEAD /ipfs/{cid}`: the target of signed download links and of
+//! share links, and the IPFS trustless gateway (`format=raw` / `car` and
+//! the CAR parameters, by query or `Accept`).
 
 use crate::error::{AppError, AppResult};
+use crate::content::{CarOptions, EntityBytes, Scope};
 use crate::service::download::{self, Format};
 use crate::service::files;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -16,6 +18,16 @@ pub struct GatewayQuery {
     token: Option<String>,
     filename: Option<String>,
     format: Option<String>,
+    #[serde(rename = "dag-scope")]
+    dag_scope: Option<String>,
+    #[serde(rename = "entity-bytes")]
+    entity_bytes: Option<String>,
+    #[serde(rename = "car-version")]
+    car_version: Option<String>,
+    #[serde(rename = "car-order")]
+    car_order: Option<String>,
+    #[serde(rename = "car-dups")]
+    car_dups: Option<String>,
 }
 
 const CAR_TYPE: &str = "application/vnd.ipld.car";
@@ -23,24 +35,161 @@ const RAW_TYPE: &str = "application/vnd.ipld.raw";
 /// Content anyone may fetch (shared files, identity CIDs) never changes under its CID.
 const PUBLIC_CACHE: &str = "public, max-age=29030400, immutable";
 
-fn format_of(query: &GatewayQuery, headers: &HeaderMap) -> AppResult<Format> {
-    match query.format.as_deref() {
-        Some("car") => return Ok(Format::Car),
-        Some("raw") => return Ok(Format::Raw),
+/// What a request asks for, and which of its choices came from `Accept`
+/// rather than the query (those go into `Content-Location`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Negotiated {
+    format: Format,
+    /// Query parameters the response's `Content-Location` adds.
+    implied: Vec<(&'static str, String)>,
+}
+
+/// The CAR parameters of one `Accept` media range: `None` when it asks for
+/// one this gateway cannot give.
+fn accept_car(params: &[(String, String)]) -> Option<(Option<bool>, Option<bool>)> {
+    let (mut dfs, mut dups) = (None, None);
+    for (key, value) in params {
+        match key.as_str() {
+            "version" if value != "1" => return None,
+            "order" => dfs = Some(order_of(value)?),
+            "dups" => dups = Some(dups_of(value)?),
+            _ => {}
+        }
+    }
+    Some((dfs, dups))
+}
+
+fn order_of(value: &str) -> Option<bool> {
+    match value {
+        "dfs" => Some(true),
+        "unk" => Some(false),
+        _ => None,
+    }
+}
+
+fn dups_of(value: &str) -> Option<bool> {
+    match value {
+        "y" => Some(true),
+        "n" => Some(false),
+        _ => None,
+    }
+}
+
+enum Wanted {
+    Car(Option<bool>, Option<bool>),
+    Raw,
+    Bytes,
+}
+
+/// The `Accept` header's choice: the first acceptable CAR or raw media
+/// range by quality, else the bytes; an error when it names only CAR
+/// variants this gateway cannot give.
+fn from_accept(headers: &HeaderMap) -> AppResult<Wanted> {
+    let accept = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
+    let mut ranges: Vec<(f32, String, Vec<(String, String)>)> = Vec::new();
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let mime = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        if mime.is_empty() {
+            continue;
+        }
+        let params: Vec<(String, String)> = parts
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_ascii_lowercase()))
+            .collect();
+        let q = params.iter().find(|(k, _)| k == "q").and_then(|(_, v)| v.parse::<f32>().ok()).unwrap_or(1.0);
+        if q > 0.0 {
+            ranges.push((q, mime, params));
+        }
+    }
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut refused = false;
+    for (_, mime, params) in &ranges {
+        match mime.as_str() {
+            CAR_TYPE => match accept_car(params) {
+                Some((dfs, dups)) => return Ok(Wanted::Car(dfs, dups)),
+                None => refused = true,
+            },
+            RAW_TYPE => return Ok(Wanted::Raw),
+            _ => {}
+        }
+    }
+    if refused && ranges.iter().all(|(_, mime, _)| mime == CAR_TYPE) {
+        return Err(AppError::new(406, "Not Acceptable: this gateway gives CARs of version 1, order dfs or unk, dups y or n"));
+    }
+    Ok(Wanted::Bytes)
+}
+
+/// The response format: `format` and the CAR parameters of the query
+/// first, then the `Accept` header.
+fn negotiate(query: &GatewayQuery, headers: &HeaderMap) -> AppResult<Negotiated> {
+    let wanted = from_accept(headers)?;
+    let mut implied = Vec::new();
+    let car = match query.format.as_deref() {
+        Some("car") => true,
+        Some("raw") => return Ok(Negotiated { format: Format::Raw, implied }),
         Some(other) if !other.is_empty() => {
             return Err(AppError::bad_request(format!("Unsupported format {other:?}: use car or raw")))
         }
-        _ => {}
+        _ => match wanted {
+            Wanted::Car(..) => {
+                implied.push(("format", "car".to_owned()));
+                true
+            }
+            Wanted::Raw => {
+                implied.push(("format", "raw".to_owned()));
+                return Ok(Negotiated { format: Format::Raw, implied });
+            }
+            Wanted::Bytes => false,
+        },
+    };
+    if !car {
+        return Ok(Negotiated { format: Format::Bytes, implied });
     }
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let wants = |mime: &str| accept.split(',').any(|part| part.split(';').next().is_some_and(|m| m.trim() == mime));
-    Ok(if wants(CAR_TYPE) {
-        Format::Car
-    } else if wants(RAW_TYPE) {
-        Format::Raw
+    let (accept_dfs, accept_dups) = match wanted {
+        Wanted::Car(dfs, dups) => (dfs, dups),
+        _ => (None, None),
+    };
+    let bad = |name: &str, value: &str, allowed: &str| AppError::bad_request(format!("Unsupported {name} {value:?}: use {allowed}"));
+    if let Some(version) = query.car_version.as_deref() {
+        if version != "1" {
+            return Err(bad("car-version", version, "1"));
+        }
     } else {
-        Format::Bytes
-    })
+        implied.push(("car-version", "1".to_owned()));
+    }
+    let dfs = match query.car_order.as_deref() {
+        Some(value) => order_of(value).ok_or_else(|| bad("car-order", value, "dfs or unk"))?,
+        None => accept_dfs.unwrap_or(true),
+    };
+    let dups = match query.car_dups.as_deref() {
+        Some(value) => dups_of(value).ok_or_else(|| bad("car-dups", value, "y or n"))?,
+        None => accept_dups.unwrap_or(false),
+    };
+    if query.car_order.is_none() {
+        implied.push(("car-order", if dfs { "dfs" } else { "unk" }.to_owned()));
+    }
+    if query.car_dups.is_none() {
+        implied.push(("car-dups", if dups { "y" } else { "n" }.to_owned()));
+    }
+    let scope = match query.dag_scope.as_deref() {
+        None | Some("all") => Scope::All,
+        Some("entity") => Scope::Entity,
+        Some("block") => Scope::Block,
+        Some(other) => return Err(bad("dag-scope", other, "block, entity or all")),
+    };
+    let bytes = match query.entity_bytes.as_deref() {
+        None => None,
+        Some(text) => Some(
+            EntityBytes::parse(text)
+                .ok_or_else(|| AppError::bad_request(format!("Invalid entity-bytes {text:?}: use from:to (integers, to may be *)")))?,
+        ),
+    };
+    // Content-Location names the variant only when the client did not.
+    if implied.iter().all(|(k, _)| *k != "format") && query.format.is_some() && (accept_dfs.is_none() && accept_dups.is_none()) {
+        implied.clear();
+    }
+    Ok(Negotiated { format: Format::Car(CarOptions { scope, dfs, dups, bytes }), implied })
 }
 
 /// `attachment` with an ASCII fallback name and the exact name in UTF-8.
@@ -90,31 +239,41 @@ fn parse_range(headers: &HeaderMap, size: u64) -> Option<Result<(u64, u64), ()>>
 
 #[utoipa::path(get, path = "/ipfs/{cid}", tag = "files",
     params(
-        ("cid" = String, Path, description = "Root CID of a stored file; with `format=raw`, any block of its DAG; an identity CID (`bafkqaaa`, the probe) needs no token"),
-        ("token" = Option<String>, Query, description = "The signature from /download_file; none for a shared file (`/share_file`)"),
+        ("cid" = String, Path, description = "Root CID of a stored file; with `format=raw` or `car`, any block of its DAG; an identity CID (`bafkqaaa`, the probe) needs no token"),
+        ("token" = Option<String>, Query, description = "The signature from /download_file; none for shared content (`/share_file`)"),
         ("filename" = Option<String>, Query, description = "Name for Content-Disposition"),
-        ("format" = Option<String>, Query, description = "`car` (the CAR, as ipfs-car writes it) or `raw` (the root block); also chosen by `Accept: application/vnd.ipld.car` / `application/vnd.ipld.raw`"),
+        ("format" = Option<String>, Query, description = "`car` (a CAR of the block and what is below it) or `raw` (the block); also chosen by `Accept: application/vnd.ipld.car` / `application/vnd.ipld.raw`"),
+        ("dag-scope" = Option<String>, Query, description = "CAR only: `block`, `entity` or `all` (the default)"),
+        ("entity-bytes" = Option<String>, Query, description = "CAR only: `from:to`, the blocks that verify that byte range (`to` may be `*`, negative counts from the end)"),
+        ("car-version" = Option<String>, Query, description = "CAR only: `1`"),
+        ("car-order" = Option<String>, Query, description = "CAR only: `dfs` (the default) or `unk` (with `car-dups=y`: the CAR as ipfs-car writes it)"),
+        ("car-dups" = Option<String>, Query, description = "CAR only: `n` (the default, each block once) or `y`"),
     ),
     responses(
-        (status = 200, description = "The file's bytes, with Content-Type, Content-Disposition, Content-Length, ETag and Accept-Ranges; HEAD gives the headers only"),
+        (status = 200, description = "The file's bytes, with Content-Type, Content-Disposition, Content-Length, ETag and Accept-Ranges; a CAR (`application/vnd.ipld.car; version=1; order=…; dups=…`) or a raw block; Content-Location when the variant came from Accept; HEAD gives the headers only"),
         (status = 206, description = "One byte range (`Range: bytes=a-b`)"),
         (status = 304, description = "`If-None-Match` matched the ETag"),
-        (status = 400, description = "Invalid CID or format", body = super::Message),
-        (status = 403, description = "Missing, forged or expired link", body = super::Message, example = json!({"message": "Download link is invalid or has expired"})),
-        (status = 404, description = "The owner no longer stores this file", body = super::Message, example = json!({"message": "File not found"})),
+        (status = 400, description = "Invalid CID, format or CAR parameter; entity-bytes past the end", body = super::Message),
+        (status = 403, description = "Forged, expired or revoked link", body = super::Message, example = json!({"message": "Download link is invalid or has expired"})),
+        (status = 404, description = "Not shared and no token, unknown content, the owner no longer stores the file, or a block outside the link's DAG", body = super::Message, example = json!({"message": "File not found"})),
+        (status = 406, description = "Accept names only CAR variants this gateway cannot give", body = super::Message),
+        (status = 412, description = "`Cache-Control: only-if-cached` for content this gateway does not serve", body = super::Message),
         (status = 416, description = "Range outside the file", body = super::Message),
+        (status = 429, description = "A shared file asked for too often", body = super::Message),
     ))]
 pub async fn ipfs(
     State(state): State<AppState>,
     Path(cid): Path<String>,
     query: Result<Query<GatewayQuery>, axum::extract::rejection::QueryRejection>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     let Ok(Query(query)) = query else {
         return AppError::bad_request("Malformed query string").into_response();
     };
-    match serve(&state, &cid, query, &method, &headers).await {
+    let request = Request { method: &method, headers: &headers, uri: &uri };
+    match serve(&state, &cid, query, &request).await {
         Ok(response) => response,
         Err(e) => super::ApiError(e).into_response(),
     }
@@ -125,7 +284,7 @@ pub async fn ipfs(
 /// is only a header naming it: identity blocks are never put in a CAR.
 fn identity(cid: &str, data: Vec<u8>, binary: &[u8], format: Format, method: &Method) -> AppResult<Response> {
     let (body, content_type, etag) = match format {
-        Format::Car => (crate::content::car_header_of(binary), format!("{CAR_TYPE}; version=1; order=dfs; dups=n"), format!("\"{cid}.car\"")),
+        Format::Car(options) => (crate::content::car_header_of(binary), car_type(options, false), car_etag(cid, options, false)),
         Format::Raw => (data, RAW_TYPE.to_owned(), format!("\"{cid}.raw\"")),
         Format::Bytes => (data, "application/octet-stream".to_owned(), format!("\"{cid}\"")),
     };
@@ -142,24 +301,66 @@ fn identity(cid: &str, data: Vec<u8>, binary: &[u8], format: Format, method: &Me
     response.body(body).map_err(AppError::internal)
 }
 
-async fn serve(state: &AppState, cid: &str, query: GatewayQuery, method: &Method, headers: &HeaderMap) -> AppResult<Response> {
-    let format = format_of(&query, headers)?;
+/// The CAR's `Content-Type`: the order and duplicates it really has.
+fn car_type(options: CarOptions, ipfs_car: bool) -> String {
+    let order = if ipfs_car { "unk" } else { "dfs" };
+    let dups = if options.dups { "y" } else { "n" };
+    format!("{CAR_TYPE}; version=1; order={order}; dups={dups}")
+}
+
+/// A CAR's ETag: one per block, scope, order, duplicates and byte range.
+fn car_etag(cid: &str, options: CarOptions, ipfs_car: bool) -> String {
+    let order = if ipfs_car { "unk" } else { "dfs" };
+    let dups = if options.dups { "y" } else { "n" };
+    let scope = if options.bytes.is_some() { Scope::Entity } else { options.scope };
+    let range = options.bytes.map_or(String::new(), |b| {
+        format!(".{}:{}", b.from, b.to.map_or("*".to_owned(), |t| t.to_string()))
+    });
+    format!("\"{cid}.car.{}.{order}.{dups}{range}\"", scope.name())
+}
+
+/// The request's own URL with the choices made from `Accept` added.
+fn content_location(uri: &Uri, implied: &[(&'static str, String)]) -> Option<String> {
+    if implied.is_empty() {
+        return None;
+    }
+    let mut query = uri.query().unwrap_or_default().to_owned();
+    for (key, value) in implied {
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str(&format!("{key}={value}"));
+    }
+    Some(format!("{}?{query}", uri.path()))
+}
+
+/// A name as the client gave it, ending in `ext`.
+fn with_extension(name: &str, ext: &str) -> String {
+    if name.to_ascii_lowercase().ends_with(ext) { name.to_owned() } else { format!("{name}{ext}") }
+}
+
+async fn serve(state: &AppState, cid: &str, query: GatewayQuery, request: &Request<'_>) -> AppResult<Response> {
+    let Request { method, headers, uri } = *request;
+    let Negotiated { format, implied } = negotiate(&query, headers)?;
     if let Some((data, binary)) = crate::content::identity_raw(cid) {
         return identity(cid.trim(), data, &binary, format, method);
     }
-    // Without a token: a shared file. Else a file's link opens its root in
-    // any format, and each block of its DAG raw.
-    let shared = match query.token.as_deref() {
-        None => files::open_public(state, cid).await?,
-        Some(_) => None,
+    // A block of a DAG other than its root is served raw or as a CAR.
+    let any_block = format != Format::Bytes;
+    // Without a token: shared content (404 for anything else, which does
+    // not tell private content from unknown). With one: the link's file.
+    let link = match query.token.as_deref() {
+        None => match files::open_public(state, cid, any_block).await? {
+            Some(link) => link,
+            None if only_if_cached(headers) => return Err(AppError::new(412, "Not in this gateway's store")),
+            None => return Err(AppError::not_found("File not found")),
+        },
+        Some(token) => files::open_download(state, cid, Some(token), any_block).await?,
     };
-    let public = shared.is_some();
-    let link = match shared {
-        Some(link) => link,
-        None => files::open_download(state, cid, query.token.as_deref(), format == Format::Raw).await?,
-    };
+    let public = query.token.is_none();
     let file = &link.file;
-    let name = query.filename.as_deref().map(files::clean_name).filter(|n| !n.is_empty()).unwrap_or(file.name.clone());
+    // The name given in the link is the file's: a block other than its root is named by its CID.
+    let given = query.filename.as_deref().map(files::clean_name).filter(|n| !n.is_empty() && link.block.is_none());
     let size = file.size.max(0) as u64;
     let served = link.block.as_ref().map_or(file.cid.clone(), |b| b.to_string());
 
@@ -170,12 +371,18 @@ async fn serve(state: &AppState, cid: &str, query: GatewayQuery, method: &Method
         .header("x-ipfs-path", format!("/ipfs/{served}"));
 
     let (etag, content_type, filename) = match format {
-        Format::Bytes => (format!("\"{}\"", file.cid), file.mime.clone(), name),
-        Format::Car => (format!("\"{}.car\"", file.cid), format!("{CAR_TYPE}; version=1; order=unk; dups=y"), format!("{name}.car")),
-        Format::Raw if link.block.is_some() => (format!("\"{served}.raw\""), RAW_TYPE.to_owned(), format!("{served}.bin")),
-        Format::Raw => (format!("\"{}.raw\"", file.cid), RAW_TYPE.to_owned(), format!("{name}.bin")),
+        Format::Bytes => (format!("\"{}\"", file.cid), file.mime.clone(), given.unwrap_or(file.name.clone())),
+        Format::Car(options) => {
+            let ipfs_car = options.ipfs_car_order(link.block.is_none());
+            let name = given.map_or(format!("{served}.car"), |n| with_extension(&n, ".car"));
+            (car_etag(&served, options, ipfs_car), car_type(options, ipfs_car), name)
+        }
+        Format::Raw => (format!("\"{served}.raw\""), RAW_TYPE.to_owned(), given.map_or(format!("{served}.bin"), |n| with_extension(&n, ".bin"))),
     };
     response = response.header(header::ETAG, &etag).header(header::CONTENT_TYPE, &content_type).header(header::VARY, "Accept");
+    if let Some(location) = content_location(uri, &implied) {
+        response = response.header(header::CONTENT_LOCATION, location);
+    }
     if etag_matches(headers, &etag) {
         return response.status(StatusCode::NOT_MODIFIED).body(Body::empty()).map_err(AppError::internal);
     }
@@ -201,13 +408,30 @@ async fn serve(state: &AppState, cid: &str, query: GatewayQuery, method: &Method
                 range = Some((start, end));
             }
         }
-    } else if format == Format::Car {
+    } else if matches!(format, Format::Car(_)) {
         response = response.header(header::ACCEPT_RANGES, "none");
     }
     let content = download::open(state, &link, format, range, method != Method::HEAD).await?;
     response = response.status(status).header(header::CONTENT_LENGTH, content.len);
     let body = content.body.map_or_else(Body::empty, Body::from_stream);
     response.body(body).map_err(AppError::internal)
+}
+
+/// `Cache-Control: only-if-cached`: the client wants a 412, not a 404,
+/// for content this gateway does not hold.
+fn only_if_cached(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|d| d.trim().eq_ignore_ascii_case("only-if-cached")))
+}
+
+/// The parts of the request the gateway reads besides the CID and query.
+struct Request<'a> {
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    uri: &'a Uri,
 }
 
 #[cfg(test)]

@@ -24,6 +24,15 @@ pub enum PlannedBlock {
     Node(NodeBlock),
 }
 
+impl PlannedBlock {
+    pub fn cid(&self) -> &ContentCid {
+        match self {
+            PlannedBlock::Leaf { cid, .. } => cid,
+            PlannedBlock::Node(node) => &node.cid,
+        }
+    }
+}
+
 /// The result of importing a file.
 #[derive(Debug, Clone)]
 pub struct Imported {

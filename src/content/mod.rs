@@ -33,6 +33,7 @@ mod importer;
 mod index;
 mod layout;
 mod varint;
+mod walk;
 
 pub use car::{car_cid_of, car_header, car_header_of, CarWriter, Sha256Writer};
 pub use car_reader::CarReader;
@@ -40,6 +41,7 @@ pub use cids::{car_cid, identity_raw, parse_cid, ContentCid, CODEC_CAR, CODEC_DA
 pub use importer::{import_path, Block, Imported, Importer, PlannedBlock};
 pub use index::{BlockIndex, LeafSpan, RootBlock};
 pub use layout::Link;
+pub use walk::{CarOptions, CarPlan, Dag, EntityBytes, PlanError, Scope, Step};
 
 /// How a file is cut and grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

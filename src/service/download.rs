@@ -5,7 +5,7 @@
 //! stream that counts what it served to the owner before its last byte.
 
 use super::files::Download;
-use crate::content::{BlockIndex, CarWriter, ContentCid, Importer, LeafSpan, Params, PlannedBlock, RootBlock};
+use crate::content::{BlockIndex, CarOptions, CarWriter, ContentCid, Dag, Importer, LeafSpan, Params, PlanError, RootBlock, Step};
 use crate::error::{AppError, AppResult};
 use super::Services;
 use crate::store::Db;
@@ -21,9 +21,11 @@ use tokio::sync::mpsc;
 pub enum Format {
     /// The file's bytes.
     Bytes,
-    /// The CAR, byte-identical to what ipfs-car writes.
-    Car,
-    /// The root block.
+    /// A CAR of the block asked for (the root unless another is) and what
+    /// is below it, as the options ask; `CarOptions::IPFS_CAR` is
+    /// byte-identical to what ipfs-car writes.
+    Car(CarOptions),
+    /// One block (the root unless another is asked for).
     Raw,
 }
 
@@ -81,7 +83,10 @@ pub async fn open_object(
             let len = if size == 0 { 0 } else { end - start + 1 };
             (len, Plan::Bytes { start, end })
         }
-        Format::Car => (index.car_len(), Plan::Car),
+        Format::Car(options) => {
+            let car = car_plan(&index, block, options)?;
+            (car.len, Plan::Car { options, reads: car.reads })
+        }
         Format::Raw => match raw_block(&index, block)? {
             RootBlock::Node(bytes) => (bytes.len() as u64, Plan::Raw),
             RootBlock::Leaf(leaf) => (leaf.len, Plan::Raw),
@@ -100,7 +105,7 @@ pub async fn open_object(
             }
         }
         Plan::Bytes { .. } => (0, 0),
-        Plan::Car => (0, size),
+        Plan::Car { reads, .. } => reads,
         Plan::Raw => match raw_block(&index, block)? {
             RootBlock::Leaf(leaf) => (leaf.offset, leaf.offset + leaf.len),
             RootBlock::Node(_) => (0, 0),
@@ -156,16 +161,20 @@ pub async fn open_object(
                 }
                 Ok(())
             }
-            Plan::Car => {
-                let mut car = CarWriter::new(&root, out)?;
+            Plan::Car { options, .. } => {
+                let plan = car_plan(&index, block.as_ref(), options).map_err(|e| io::Error::other(e.message))?;
+                let start = block.as_ref().unwrap_or(&root);
+                let mut car = CarWriter::new(start, out)?;
                 let mut buf = Vec::new();
-                for block in index.blocks() {
-                    match block {
-                        PlannedBlock::Leaf { cid, offset, len } => {
-                            read_leaf(input, LeafSpan { cid, offset: *offset, len: *len }, &mut buf)?;
-                            car.block(cid, &buf)?;
+                for step in plan.steps {
+                    match step {
+                        Step::Node { cid, bytes } => car.block(cid, bytes)?,
+                        Step::Leaf { span, write } => {
+                            read_leaf(input, span, &mut buf)?;
+                            if write {
+                                car.block(span.cid, &buf)?;
+                            }
                         }
-                        PlannedBlock::Node(node) => car.block(&node.cid, &node.bytes)?,
                     }
                 }
                 Ok(())
@@ -193,10 +202,24 @@ fn raw_block<'a>(index: &'a BlockIndex, block: Option<&ContentCid>) -> AppResult
     }
 }
 
+/// Which blocks a CAR of `block` (the root when `None`) carries.
+fn car_plan<'a>(index: &'a BlockIndex, block: Option<&ContentCid>, options: CarOptions) -> AppResult<crate::content::CarPlan<'a>> {
+    let dag = Dag::of(index).map_err(|e| AppError::internal(format!("{e:?}")))?;
+    let start = match block {
+        Some(cid) => cid,
+        None => index.root().ok_or_else(|| AppError::internal("empty block index"))?,
+    };
+    dag.plan(start, options).map_err(|e| match e {
+        PlanError::NotInDag => AppError::not_found("Block not found"),
+        PlanError::OutOfRange => AppError::bad_request("entity-bytes starts past the end of the file"),
+        PlanError::Broken(why) => AppError::internal(format!("block index of {start}: {why}")),
+    })
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Plan {
     Bytes { start: u64, end: u64 },
-    Car,
+    Car { options: CarOptions, reads: (u64, u64) },
     Raw,
 }
 

@@ -374,6 +374,16 @@ pub async fn open_download(state: &Services, cid: &str, token: Option<&str>, any
 pub async fn share(state: &Services, who: &Principal, cid: &str, public: bool) -> AppResult<(String, Option<String>)> {
     who.require_user()?;
     let cid = parse_cid(cid)?.to_string();
+    if public {
+        // Every block of the DAG first, so the moment the file is shared
+        // each of them is served by itself too (`/ipfs/<block>`).
+        let file = state.db.file_by_cid(who.user_id, &cid).await?.ok_or_else(|| AppError::not_found("File not found"))?;
+        let index = super::download::index_of(state, &cid, file.size.max(0) as u64).await?;
+        let blocks: Vec<String> = index.blocks().iter().map(|b| b.cid().to_string()).collect();
+        if !state.db.record_dag_blocks(&cid, &blocks).await? {
+            return Err(AppError::not_found("File not found"));
+        }
+    }
     if state.db.set_public(who.user_id, &cid, public).await? == 0 {
         return Err(AppError::not_found("File not found"));
     }
@@ -382,23 +392,57 @@ pub async fn share(state: &Services, who: &Principal, cid: &str, public: bool) -
     Ok((cid, url))
 }
 
+/// Records the blocks of content shared before they were recorded when
+/// sharing was turned on (migration 0015), so each is served by itself.
+/// Runs once at start-up; a failure is logged and tried again next start.
+pub async fn record_shared_blocks(state: impl std::ops::Deref<Target = Services>) {
+    let roots = match state.db.shared_roots_unrecorded().await {
+        Ok(roots) => roots,
+        Err(e) => return tracing::error!(error = %e, "cannot list shared content"),
+    };
+    for (root, size) in roots {
+        let recorded = match super::download::index_of(&state, &root, size.max(0) as u64).await {
+            Ok(index) => {
+                let blocks: Vec<String> = index.blocks().iter().map(|b| b.cid().to_string()).collect();
+                state.db.record_dag_blocks(&root, &blocks).await.map_err(AppError::from)
+            }
+            Err(e) => Err(e),
+        };
+        match recorded {
+            Ok(_) => tracing::info!(cid = %root, "blocks of shared content recorded"),
+            Err(e) => tracing::error!(cid = %root, error = %e.message, "cannot record the blocks of shared content"),
+        }
+    }
+}
+
 /// The link a shared file is served at.
 pub fn share_url(state: &Services, cid: &str) -> String {
     format!("{}/ipfs/{cid}", public_base(state))
 }
 
-/// A shared file of `cid`, served without a token (within the shared
-/// content's request budget: 429 past it); `None` when nobody shares it.
-pub async fn open_public(state: &Services, cid: &str) -> AppResult<Option<Download>> {
-    let cid = parse_cid(cid)?.to_string();
-    let Some((owner_id, file)) = state.db.public_file(&cid).await? else {
-        return Ok(None);
+/// Shared content at `cid`, served without a token (within the shared
+/// content's request budget: 429 past it): a shared file, or with
+/// `any_block` any block of a shared file's DAG; `None` when nobody shares it.
+pub async fn open_public(state: &Services, cid: &str, any_block: bool) -> AppResult<Option<Download>> {
+    let asked = parse_cid(cid)?;
+    let cid = asked.to_string();
+    let (root, block) = match state.db.public_file(&cid).await? {
+        Some(found) => (found, None),
+        None if any_block => {
+            let Some(root) = state.db.shared_root_of(&cid).await? else { return Ok(None) };
+            match state.db.public_file(&root).await? {
+                Some(found) => (found, Some(asked)),
+                None => return Ok(None),
+            }
+        }
+        None => return Ok(None),
     };
+    let (owner_id, file) = root;
     let budget = u32::try_from(state.settings.share_requests_per_window).unwrap_or(u32::MAX);
-    if state.throttle.over_budget(&[(&format!("share:{cid}"), budget)]).await? {
+    if state.throttle.over_budget(&[(&format!("share:{}", file.cid), budget)]).await? {
         return Err(AppError::new(429, "This shared file is asked for too often: try again later"));
     }
-    Ok(Some(Download { owner_id, file, block: None }))
+    Ok(Some(Download { owner_id, file, block }))
 }
 
 /// A file name as stored: no directories, no control characters, at most

@@ -182,7 +182,7 @@ pub async fn content(state: &Services, who: &Principal, cid: &str, with_body: bo
     let not_placed = || AppError::not_found("No such object is placed on this node");
     let placement = state.db.placement_on(who.user_id, &cid).await?.ok_or_else(not_placed)?;
     let size = state.db.blob_size(&cid).await?.ok_or_else(not_placed)?;
-    let mut opened = download::open_object(state, download::Target { cid: &cid, size: size.max(0) as u64, block: None }, Format::Car, None, with_body, None).await?;
+    let mut opened = download::open_object(state, download::Target { cid: &cid, size: size.max(0) as u64, block: None }, Format::Car(crate::content::CarOptions::IPFS_CAR), None, with_body, None).await?;
     if let Some(body) = opened.body.take() {
         // Marked before the last bytes go out (the stream has a known
         // length, so its end is never polled): a store task is done only

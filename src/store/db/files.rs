@@ -178,6 +178,66 @@ impl Db {
         })
     }
 
+    /// Records the blocks of the stored DAG `root` (see migration 0015),
+    /// all in one transaction; blocks already recorded are left as they are.
+    /// False when the object is no longer stored.
+    pub async fn record_dag_blocks(&self, root: &str, blocks: &[String]) -> Result<bool, sqlx::Error> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // A write first (SQLite then holds the write lock from here on),
+            // which also checks the object is still there.
+            let present = sqlx::query("UPDATE blobs SET size = size WHERE cid = $1").bind(root).execute(&mut *tx).await?.rows_affected();
+            if present == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            for batch in blocks.chunks(400) {
+                let mut sql = String::from("INSERT INTO dag_blocks (block, root) VALUES ");
+                for i in 0..batch.len() {
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("(${}, $1)", i + 2));
+                }
+                sql.push_str(" ON CONFLICT DO NOTHING");
+                let mut query = sqlx::query(&sql).bind(root);
+                for block in batch {
+                    query = query.bind(block);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Shared content whose blocks are not recorded yet, with its size.
+    pub async fn shared_roots_unrecorded(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT b.cid, b.size FROM blobs b \
+                 WHERE EXISTS (SELECT 1 FROM files f WHERE f.cid = b.cid AND f.public = 1) \
+                 AND NOT EXISTS (SELECT 1 FROM dag_blocks d WHERE d.root = b.cid)",
+            )
+            .fetch_all(pool)
+            .await
+        })
+    }
+
+    /// A shared root whose DAG holds `block`, if any.
+    pub async fn shared_root_of(&self, block: &str) -> Result<Option<String>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT d.root FROM dag_blocks d \
+                 WHERE d.block = $1 AND EXISTS (SELECT 1 FROM files f WHERE f.cid = d.root AND f.public = 1) \
+                 ORDER BY d.root LIMIT 1",
+            )
+            .bind(block)
+            .fetch_optional(pool)
+            .await
+        })
+    }
+
     /// The account's newest file with this CID.
     pub async fn file_by_cid(&self, user_id: i64, cid: &str) -> Result<Option<FileRow>, sqlx::Error> {
         with_pool!(self, pool => {
