@@ -491,6 +491,10 @@ describe('CAR responses (trustless gateway)', () => {
     for (const [params, message] of cases) {
       assertJson(await get({ format: 'car', ...params }), 400, { message });
     }
+    // an empty parameter is as if absent
+    const empty = await get({ format: 'car', 'car-order': '', 'car-dups': '', 'dag-scope': '', 'entity-bytes': '', 'car-version': '' }, { method: 'HEAD' });
+    assert.equal(empty.status, 200);
+    assert.equal(empty.headers['content-type'], CAR('dfs', 'n'));
     assert.equal((await dashboard(server, alice.token)).data_downloaded, before);
   });
 

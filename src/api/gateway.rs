@@ -30,6 +30,18 @@ pub struct GatewayQuery {
     car_dups: Option<String>,
 }
 
+impl GatewayQuery {
+    /// An empty format or CAR parameter (`format=`) is as if absent.
+    fn without_empty(mut self) -> Self {
+        for value in [&mut self.format, &mut self.dag_scope, &mut self.entity_bytes, &mut self.car_version, &mut self.car_order, &mut self.car_dups] {
+            if value.as_deref() == Some("") {
+                *value = None;
+            }
+        }
+        self
+    }
+}
+
 const CAR_TYPE: &str = "application/vnd.ipld.car";
 const RAW_TYPE: &str = "application/vnd.ipld.raw";
 /// Content anyone may fetch (shared files, identity CIDs) never changes under its CID.
@@ -128,10 +140,8 @@ fn negotiate(query: &GatewayQuery, headers: &HeaderMap) -> AppResult<Negotiated>
     let car = match query.format.as_deref() {
         Some("car") => true,
         Some("raw") => return Ok(Negotiated { format: Format::Raw, implied }),
-        Some(other) if !other.is_empty() => {
-            return Err(AppError::bad_request(format!("Unsupported format {other:?}: use car or raw")))
-        }
-        _ => match wanted {
+        Some(other) => return Err(AppError::bad_request(format!("Unsupported format {other:?}: use car or raw"))),
+        None => match wanted {
             Wanted::Car(..) => {
                 implied.push(("format", "car".to_owned()));
                 true
@@ -242,12 +252,12 @@ fn parse_range(headers: &HeaderMap, size: u64) -> Option<Result<(u64, u64), ()>>
         ("cid" = String, Path, description = "Root CID of a stored file; with `format=raw` or `car`, any block of its DAG; an identity CID (`bafkqaaa`, the probe) needs no token"),
         ("token" = Option<String>, Query, description = "The signature from /download_file; none for shared content (`/share_file`)"),
         ("filename" = Option<String>, Query, description = "Name for Content-Disposition"),
-        ("format" = Option<String>, Query, description = "`car` (a CAR of the block and what is below it) or `raw` (the block); also chosen by `Accept: application/vnd.ipld.car` / `application/vnd.ipld.raw`"),
-        ("dag-scope" = Option<String>, Query, description = "CAR only: `block`, `entity` or `all` (the default)"),
-        ("entity-bytes" = Option<String>, Query, description = "CAR only: `from:to`, the blocks that verify that byte range (`to` may be `*`, negative counts from the end)"),
-        ("car-version" = Option<String>, Query, description = "CAR only: `1`"),
-        ("car-order" = Option<String>, Query, description = "CAR only: `dfs` (the default) or `unk` (with `car-dups=y`: the CAR as ipfs-car writes it)"),
-        ("car-dups" = Option<String>, Query, description = "CAR only: `n` (the default, each block once) or `y`"),
+        ("format" = Option<String>, Query, pattern = "^(car|raw)?$", description = "`car` (a CAR of the block and what is below it) or `raw` (the block); also chosen by `Accept: application/vnd.ipld.car` / `application/vnd.ipld.raw`. Empty, like every parameter below: as if absent"),
+        ("dag-scope" = Option<String>, Query, pattern = "^(block|entity|all)?$", description = "CAR only: `block`, `entity` or `all` (the default)"),
+        ("entity-bytes" = Option<String>, Query, pattern = "^(-?[0-9]{1,18}:(\\*|-?[0-9]{1,18}))?$", description = "CAR only: `from:to`, the blocks that verify that byte range (`to` may be `*`, negative counts from the end)"),
+        ("car-version" = Option<String>, Query, pattern = "^1?$", description = "CAR only: `1`"),
+        ("car-order" = Option<String>, Query, pattern = "^(dfs|unk)?$", description = "CAR only: `dfs` (the default) or `unk` (with `car-dups=y`: the CAR as ipfs-car writes it)"),
+        ("car-dups" = Option<String>, Query, pattern = "^(y|n)?$", description = "CAR only: `n` (the default, each block once) or `y`"),
     ),
     responses(
         (status = 200, description = "The file's bytes, with Content-Type, Content-Disposition, Content-Length, ETag and Accept-Ranges; a CAR (`application/vnd.ipld.car; version=1; order=…; dups=…`) or a raw block; Content-Location when the variant came from Accept; HEAD gives the headers only"),
@@ -273,7 +283,7 @@ pub async fn ipfs(
         return AppError::bad_request("Malformed query string").into_response();
     };
     let request = Request { method: &method, headers: &headers, uri: &uri };
-    match serve(&state, &cid, query, &request).await {
+    match serve(&state, &cid, query.without_empty(), &request).await {
         Ok(response) => response,
         Err(e) => super::ApiError(e).into_response(),
     }
@@ -324,7 +334,14 @@ fn content_location(uri: &Uri, implied: &[(&'static str, String)]) -> Option<Str
     if implied.is_empty() {
         return None;
     }
-    let mut query = uri.query().unwrap_or_default().to_owned();
+    // The request's parameters but those made explicit here (an empty `format=`).
+    let mut query = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !implied.iter().any(|(key, _)| pair.split('=').next() == Some(*key)))
+        .collect::<Vec<_>>()
+        .join("&");
     for (key, value) in implied {
         if !query.is_empty() {
             query.push('&');
