@@ -59,21 +59,26 @@ async fn main() -> ExitCode {
 }
 
 mod cli {
-    //! `peervault cid` and `peervault car`: what an upload of FILE would answer.
-    use peervault::content::{car_cid_of, import_path, CarWriter, Imported, Params};
-    use std::io::{BufReader, BufWriter, Write};
+    //! `peervault cid` and `peervault car`: what an upload of FILE (or of a
+    //! folder's files) would answer; a folder as `ipfs-car pack <dir>` packs it.
+    use peervault::content::{car_cid_of, folder, import_path, js_order, CarWriter, FolderFile, Imported, Params};
+    use std::io::{BufReader, BufWriter, Read};
     use std::path::{Path, PathBuf};
 
     struct Args {
         file: PathBuf,
         out: Option<PathBuf>,
         params: Params,
+        hidden: bool,
     }
 
-    /// FILE, `-o OUT`, and (for tests of the tree shape) `--chunk-size N`, `--width N`.
+    /// FILE (or a folder), `-o OUT`, `--hidden` (a folder's dot files too,
+    /// as `ipfs-car pack --hidden`), and (for tests of the tree shape)
+    /// `--chunk-size N`, `--width N`.
     fn parse(args: &[String]) -> Result<Args, String> {
         let mut file = None;
         let mut out = None;
+        let mut hidden = false;
         let mut params = Params::IPFS_CAR;
         let mut it = args.iter();
         let number = |v: Option<&String>, name: &str, min: usize| -> Result<usize, String> {
@@ -86,11 +91,12 @@ mod cli {
                 "-o" | "--output" => out = Some(PathBuf::from(it.next().ok_or("-o needs a file name")?)),
                 "--chunk-size" => params.chunk_size = number(it.next(), "--chunk-size", 1)?,
                 "--width" => params.width = number(it.next(), "--width", 2)?,
+                "--hidden" => hidden = true,
                 other if file.is_none() && !other.starts_with('-') => file = Some(PathBuf::from(other)),
                 other => return Err(format!("unexpected argument {other:?}")),
             }
         }
-        Ok(Args { file: file.ok_or("missing FILE")?, out, params })
+        Ok(Args { file: file.ok_or("missing FILE")?, out, params, hidden })
     }
 
     fn import(path: &Path, params: Params) -> Result<Imported, String> {
@@ -98,20 +104,76 @@ mod cli {
         import_path(path, params, threads).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// Writes the CAR of `imported` (content read again from `path`) into `out`.
-    fn write_car<W: Write>(path: &Path, imported: &Imported, out: W) -> Result<W, String> {
-        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut car = CarWriter::new(&imported.root, out).map_err(|e| e.to_string())?;
-        car.plan(imported, BufReader::with_capacity(1 << 20, file)).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(car.into_inner())
+    /// What is packed: a file, or a folder's files (their paths in it, in
+    /// the order their bytes follow each other) and the folder's DAG.
+    struct Packed {
+        imported: Imported,
+        files: Vec<PathBuf>,
+    }
+
+    /// The files under `dir` (dot files only with `hidden`), as
+    /// `(path relative to dir, path)`.
+    fn files_under(dir: &Path, hidden: bool) -> Result<Vec<(String, PathBuf)>, String> {
+        let mut out = Vec::new();
+        let mut todo = vec![(String::new(), dir.to_path_buf())];
+        while let Some((rel, path)) = todo.pop() {
+            let entries = std::fs::read_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| format!("{}: {e}", path.display()))?;
+                let name = entry.file_name().into_string().map_err(|n| format!("{n:?}: not a UTF-8 name"))?;
+                if !hidden && name.starts_with('.') {
+                    continue;
+                }
+                let inner = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+                // Symbolic links are followed, as ipfs-car's stat does.
+                let meta = std::fs::metadata(entry.path()).map_err(|e| format!("{}: {e}", entry.path().display()))?;
+                if meta.is_dir() {
+                    todo.push((inner, entry.path()));
+                } else if meta.is_file() {
+                    out.push((inner, entry.path()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn pack(args: &Args) -> Result<Packed, String> {
+        let meta = std::fs::metadata(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
+        if !meta.is_dir() {
+            return Ok(Packed { imported: import(&args.file, args.params)?, files: vec![args.file.clone()] });
+        }
+        let mut found = files_under(&args.file, args.hidden)?;
+        // The bytes in the order the CAR reads them: ipfs-car's order of paths.
+        found.sort_by(|a, b| js_order(&a.0, &b.0));
+        let mut imported = Vec::with_capacity(found.len());
+        for (_, path) in &found {
+            imported.push(import(path, args.params)?);
+        }
+        let mut base = 0;
+        let mut listed = Vec::with_capacity(found.len());
+        for ((rel, _), file) in found.iter().zip(&imported) {
+            listed.push(FolderFile { path: rel, imported: file, base });
+            base += file.size;
+        }
+        let imported = folder(&listed).map_err(|e| format!("{}: {e}", args.file.display()))?;
+        Ok(Packed { imported, files: found.into_iter().map(|(_, p)| p).collect() })
+    }
+
+    /// The packed files' bytes one after the other.
+    fn content(packed: &Packed) -> Result<impl Read, String> {
+        let mut chained: Box<dyn Read> = Box::new(std::io::empty());
+        for path in &packed.files {
+            let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            chained = Box::new(chained.chain(BufReader::with_capacity(1 << 20, file)));
+        }
+        Ok(chained)
     }
 
     pub fn cid(args: &[String]) -> Result<(), String> {
         let args = parse(args)?;
-        let imported = import(&args.file, args.params)?;
-        let file = std::fs::File::open(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
-        let car = car_cid_of(&imported, BufReader::with_capacity(1 << 20, file))
-            .map_err(|e| format!("{}: {e}", args.file.display()))?;
+        let packed = pack(&args)?;
+        let car = car_cid_of(&packed.imported, content(&packed)?).map_err(|e| format!("{}: {e}", args.file.display()))?;
+        let imported = &packed.imported;
         println!(
             "{}",
             serde_json::json!({ "cid": imported.root.to_string(), "carCid": car.to_string(), "size": imported.size })
@@ -122,11 +184,13 @@ mod cli {
     pub fn car(args: &[String]) -> Result<(), String> {
         let args = parse(args)?;
         let out_path = args.out.clone().ok_or("car needs -o OUT.car")?;
-        let imported = import(&args.file, args.params)?;
+        let packed = pack(&args)?;
         let out = std::fs::File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
-        let out = write_car(&args.file, &imported, BufWriter::with_capacity(1 << 20, out))?;
+        let mut car = CarWriter::new(&packed.imported.root, BufWriter::with_capacity(1 << 20, out)).map_err(|e| e.to_string())?;
+        car.plan(&packed.imported, content(&packed)?).map_err(|e| format!("{}: {e}", args.file.display()))?;
+        let out = car.into_inner();
         out.into_inner().map_err(|e| e.to_string())?.sync_all().map_err(|e| e.to_string())?;
-        println!("{}", imported.root);
+        println!("{}", packed.imported.root);
         Ok(())
     }
 }
