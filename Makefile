@@ -86,7 +86,7 @@ wasm:
 	mkdir -p $(PKG)
 	wasm-bindgen $(WASM_OUT) --target web --no-typescript --out-name $(NAME) --out-dir $(PKG)
 	mv -f $(PKG)/$(NAME)_bg.wasm $(PKG)/$(NAME).wasm
-	wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-reference-types \
+	wasm-opt -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int --enable-reference-types \
 	  --enable-multivalue --enable-sign-ext --enable-mutable-globals $(PKG)/$(NAME).wasm -o $(PKG)/$(NAME).wasm
 
 site:

@@ -3,7 +3,7 @@
 use crate::components::nav::Nav;
 use crate::pages::{
     account::AccountPage, onboarding::OnboardingPage,
-    dashboard::DashboardPage, files::FilesPage, home::HomePage, login::LoginPage, not_found::NotFound, register::RegisterPage,
+    dashboard::DashboardPage, files::FilesPage, folder::FolderPage, home::HomePage, login::LoginPage, not_found::NotFound, register::RegisterPage,
     reset::ResetPasswordPage,
 };
 use leptos::prelude::*;
@@ -52,6 +52,7 @@ pub fn App() -> impl IntoView {
                     // visitor gets a real redirect to /login.
                     <Route path=StaticSegment("dashboard") view=DashboardPage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("files") view=FilesPage ssr=SsrMode::Async/>
+                    <Route path=(StaticSegment("files"), StaticSegment("folder")) view=FolderPage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("onboarding") view=OnboardingPage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("account") view=AccountPage ssr=SsrMode::Async/>
                 </Routes>

@@ -65,6 +65,8 @@ pub struct FileView {
     pub wanted: i64,
     /// The share link while the file is shared (`/share_file`).
     pub share_url: Option<String>,
+    /// How many files, for a folder (`None` for a file).
+    pub folder_files: Option<i64>,
 }
 
 /// `3 of 3 copies`.
@@ -120,6 +122,17 @@ pub struct NetworkStatus {
     pub pledged_mb: f64,
     /// Bytes of stored replicas on nodes.
     pub placed_bytes: i64,
+}
+
+/// A folder's entries as the folder page shows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FolderView {
+    pub name: String,
+    pub cid: String,
+    /// Where in the folder (`""` its top, else `a/b`).
+    pub path: String,
+    /// Name, bytes, and whether it is a folder.
+    pub entries: Vec<(String, u64, bool)>,
 }
 
 /// What an upload from the web page answers.

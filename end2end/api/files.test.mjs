@@ -195,13 +195,6 @@ describe('POST /upload_file: bad input changes nothing', () => {
     });
   }
 
-  it('two file parts → 400 "Only one file per upload", neither is kept', async () => {
-    const before = await snapshot(server, user.token);
-    const res = await uploadParts(server, user.token, [filePart(rand(3000), 'one.bin'), filePart(rand(3000), 'two.bin')]);
-    assertJson(res, 400, { message: 'Only one file per upload' });
-    assert.deepStrictEqual(await snapshot(server, user.token), before);
-  });
-
   const notMultipart = {
     'application/json': { headers: { 'Content-Type': 'application/json' }, body: '{"file":"x"}' },
     'text/plain': { headers: { 'Content-Type': 'text/plain' }, body: 'hello' },

@@ -1,5 +1,6 @@
-// Open retrieval (issue 14): a real IPFS client fetches shared content from
-// peervault and verifies it. @helia/verified-fetch runs on a Helia node whose
+// Open retrieval (issue 14): a real IPFS client fetches shared content
+// (files, and files inside shared folders by path) from peervault and
+// verifies it. @helia/verified-fetch runs on a Helia node whose
 // only block source is peervault's trustless gateway (the trustless-gateway
 // block broker of @helia/block-brokers, routed by @helia/routers'
 // httpGatewayRouting to peervault alone: no libp2p, no bitswap, no
@@ -14,7 +15,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import {
-  startServer, request, newUserWithToken, uploadFile, dashboard, ipfsCarCids, carBlocks, cidString,
+  startServer, request, newUserWithToken, uploadFile, uploadParts, dashboard, ipfsCarCids, carBlocks, cidString,
 } from './harness.mjs';
 
 if (typeof Promise.withResolvers !== 'function') {
@@ -104,6 +105,24 @@ describe('@helia/verified-fetch with peervault as its only gateway', () => {
       assert.ok(after - before >= bytes.length, 'the blocks came from peervault (counted to the owner)');
     });
   }
+
+  it('fetches and verifies files inside a shared folder at ipfs://<cid>/<path>', async () => {
+    const big = crypto.randomBytes(2 * MiB + 5);
+    const parts = [
+      { name: 'file', filename: 'trip/notes.txt', data: Buffer.from('notes of a trip') },
+      { name: 'file', filename: 'trip/photos/big photo.jpg', data: big },
+    ];
+    const res = await uploadParts(server, alice.token, parts, { timeout: 60_000 });
+    assert.equal(res.status, 200, res.text);
+    const { cid } = JSON.parse(res.text).web3;
+    assert.equal((await share(alice.token, cid)).status, 200);
+    const notes = await verifiedFetch(`ipfs://${cid}/notes.txt`, { signal: AbortSignal.timeout(60_000) });
+    assert.equal(notes.status, 200);
+    assert.equal(await notes.text(), 'notes of a trip');
+    const photo = await verifiedFetch(`ipfs://${cid}/photos/big%20photo.jpg`, { signal: AbortSignal.timeout(60_000) });
+    assert.equal(photo.status, 200);
+    assert.ok(Buffer.from(await photo.arrayBuffer()).equals(big), 'a multi-block file inside the folder, verified');
+  });
 
   it('content that is not shared cannot be fetched', async () => {
     const bytes = crypto.randomBytes(2000);

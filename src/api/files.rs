@@ -30,7 +30,10 @@ pub struct UploadResponse {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct UploadForm {
-    /// The file (required); its file name is the default name.
+    /// The file (required); its file name is the default name. Several
+    /// `file` parts (at most 10,000), or one whose file name is a path
+    /// (`dir/sub/a.txt`), upload a folder: each file name is the file's path
+    /// in it, and the root is the UnixFS directory `ipfs-car pack <dir>` makes.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
     /// The name to store (optional; `filename` is accepted too).
@@ -79,6 +82,9 @@ pub struct FileEntry {
     pub size: i64,
     /// RFC 3339.
     pub uploaded_at: String,
+    /// For a folder (`type` `inode/directory`): how many files it holds; absent for a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<i64>,
 }
 
 /// Milliseconds since the epoch as RFC 3339 (UTC, millisecond precision).
@@ -105,6 +111,7 @@ pub async fn get_file_list(State(state): State<AppState>, Auth(who): Auth) -> su
                 mime: r.mime,
                 size: r.size,
                 uploaded_at: rfc3339(r.uploaded_at),
+                files: r.folder_files,
             })
             .collect(),
     ))
@@ -183,4 +190,40 @@ pub async fn delete_file(State(state): State<AppState>, Auth(who): Auth, body: J
     let cid = body.string("cid")?;
     files::delete(&state, &who, cid).await?;
     Ok(Json(Message { message: "File deleted successfully".into() }))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct InFolder {
+    cid: String,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    car: bool,
+}
+
+#[utoipa::path(get, path = "/files/folder/download", tag = "files", security(("token" = []), ("session cookie" = [])),
+    params(
+        ("cid" = String, Query, description = "A folder this account stores"),
+        ("path" = Option<String>, Query, description = "A file in it (`sub/a.txt`); the folder itself when empty"),
+        ("car" = Option<bool>, Query, description = "`true`: the folder (or file) as a CAR"),
+    ),
+    responses(
+        (status = 303, description = "To a fresh signed link (`/ipfs/{cid}/{path}?token=…`)"),
+        (status = 400, description = "Invalid CID or query", body = Message),
+        (status = 401, description = "Not signed in", body = Message),
+        (status = 404, description = "This account does not store that folder", body = Message),
+    ))]
+/// `GET /files/folder/download?cid=…&path=…[&car=true]`, for the folder
+/// page (signed in by its session cookie, or a token): sends the browser to
+/// a fresh signed link to the file at `path` in the account's folder (or
+/// to the folder as a CAR). A plain link, so the page needs no script for it.
+pub async fn folder_download(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    query: Result<axum::extract::Query<InFolder>, axum::extract::rejection::QueryRejection>,
+) -> super::ApiResult<axum::response::Redirect> {
+    let axum::extract::Query(q) = query.map_err(|_| AppError::bad_request("Malformed query string"))?;
+    let who = super::tus::caller(&state, &headers).await?;
+    let url = files::download_link_at(&state, &who, &q.cid, &q.path, q.car).await?;
+    Ok(axum::response::Redirect::to(&url))
 }

@@ -279,14 +279,56 @@ pub async fn ipfs(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    answer(&state, &cid, &[], query, Request { method: &method, headers: &headers, uri: &uri }).await
+}
+
+/// The gateway's answer to a request for `cid` and `path` below it.
+async fn answer(
+    state: &AppState,
+    cid: &str,
+    path: &[&str],
+    query: Result<Query<GatewayQuery>, axum::extract::rejection::QueryRejection>,
+    request: Request<'_>,
+) -> Response {
     let Ok(Query(query)) = query else {
         return AppError::bad_request("Malformed query string").into_response();
     };
-    let request = Request { method: &method, headers: &headers, uri: &uri };
-    match serve(&state, &cid, query.without_empty(), &request).await {
+    match serve(state, cid, path, query.without_empty(), &request).await {
         Ok(response) => response,
         Err(e) => super::ApiError(e).into_response(),
     }
+}
+
+#[utoipa::path(get, path = "/ipfs/{cid}/{path}", tag = "files",
+    params(
+        ("cid" = String, Path, description = "Root CID of a stored folder (or a block of its DAG)"),
+        ("path" = String, Path, description = "Names inside the folder, `/`-separated (`sub/dir/file.txt`)"),
+        ("token" = Option<String>, Query, description = "The signature from /download_file; none for shared content"),
+        ("filename" = Option<String>, Query, description = "Ignored inside a folder: the file is named by its path"),
+        ("format" = Option<String>, Query, pattern = "^(car|raw)?$", description = "As for /ipfs/{cid}; a CAR carries the folder's nodes on the way first"),
+    ),
+    responses(
+        (status = 200, description = "The file at that path (bytes, a CAR or its block), as /ipfs/{cid}"),
+        (status = 206, description = "One byte range"),
+        (status = 304, description = "`If-None-Match` matched the ETag"),
+        (status = 400, description = "Invalid CID, format or parameter; a folder's bytes", body = super::Message),
+        (status = 403, description = "Forged, expired or revoked link", body = super::Message),
+        (status = 404, description = "No such path in this folder, or not found as /ipfs/{cid}", body = super::Message, example = json!({"message": "No such path in this folder"})),
+        (status = 406, description = "Accept names only CAR variants this gateway cannot give", body = super::Message),
+        (status = 412, description = "`Cache-Control: only-if-cached` for content this gateway does not serve", body = super::Message),
+        (status = 416, description = "Range outside the file", body = super::Message),
+        (status = 429, description = "A shared folder asked for too often", body = super::Message),
+    ))]
+pub async fn ipfs_path(
+    State(state): State<AppState>,
+    Path((cid, path)): Path<(String, String)>,
+    query: Result<Query<GatewayQuery>, axum::extract::rejection::QueryRejection>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    answer(&state, &cid, &segments, query, Request { method: &method, headers: &headers, uri: &uri }).await
 }
 
 /// An identity CID holds its content: served to anyone (`/ipfs/bafkqaaa`,
@@ -329,6 +371,14 @@ fn car_etag(cid: &str, options: CarOptions, ipfs_car: bool) -> String {
     format!("\"{cid}.car.{}.{order}.{dups}{range}\"", scope.name())
 }
 
+/// A short tag of a path inside a folder, for ETags (which must differ
+/// per path: a CAR of a path carries the nodes on the way).
+fn path_tag(path: &[&str]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(path.join("/").as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The request's own URL with the choices made from `Accept` added.
 fn content_location(uri: &Uri, implied: &[(&'static str, String)]) -> Option<String> {
     if implied.is_empty() {
@@ -356,10 +406,13 @@ fn with_extension(name: &str, ext: &str) -> String {
     if name.to_ascii_lowercase().ends_with(ext) { name.to_owned() } else { format!("{name}{ext}") }
 }
 
-async fn serve(state: &AppState, cid: &str, query: GatewayQuery, request: &Request<'_>) -> AppResult<Response> {
+async fn serve(state: &AppState, cid: &str, path: &[&str], query: GatewayQuery, request: &Request<'_>) -> AppResult<Response> {
     let Request { method, headers, uri } = *request;
     let Negotiated { format, implied } = negotiate(&query, headers)?;
     if let Some((data, binary)) = crate::content::identity_raw(cid) {
+        if !path.is_empty() {
+            return Err(AppError::not_found("No such path in this folder"));
+        }
         return identity(cid.trim(), data, &binary, format, method);
     }
     // A block of a DAG other than its root is served raw or as a CAR.
@@ -376,25 +429,43 @@ async fn serve(state: &AppState, cid: &str, query: GatewayQuery, request: &Reque
     };
     let public = query.token.is_none();
     let file = &link.file;
-    // The name given in the link is the file's: a block other than its root is named by its CID.
-    let given = query.filename.as_deref().map(files::clean_name).filter(|n| !n.is_empty() && link.block.is_none());
-    let size = file.size.max(0) as u64;
-    let served = link.block.as_ref().map_or(file.cid.clone(), |b| b.to_string());
+    let located = download::locate(state, &link, path).await?;
+    if located.directory && format == Format::Bytes {
+        return Err(AppError::bad_request("This is a folder: ask for a file in it (/ipfs/<cid>/<path>) or for format=car"));
+    }
+    // The name given in the link is the file's: a block other than its
+    // root, or a file in a folder, is named by its CID or its path.
+    let inside = link.block.is_some() || !path.is_empty();
+    let given = query.filename.as_deref().map(files::clean_name).filter(|n| !n.is_empty() && !inside);
+    let size = located.size;
+    let target = located.target.to_string();
+    let asked = link.block.as_ref().map_or(file.cid.clone(), |b| b.to_string());
+    let full_path = if path.is_empty() {
+        format!("/ipfs/{asked}")
+    } else {
+        format!("/ipfs/{asked}/{}", path.iter().map(|p| crate::util::percent_encode(p)).collect::<Vec<_>>().join("/"))
+    };
 
     let mut response = Response::builder()
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::CONTENT_SECURITY_POLICY, "sandbox")
         .header(header::CACHE_CONTROL, if public { PUBLIC_CACHE } else { "private, no-cache" })
-        .header("x-ipfs-path", format!("/ipfs/{served}"));
+        .header("x-ipfs-path", &full_path);
 
+    let last = path.last().map(|n| files::clean_name(n)).filter(|n| !n.is_empty());
     let (etag, content_type, filename) = match format {
-        Format::Bytes => (format!("\"{}\"", file.cid), file.mime.clone(), given.unwrap_or(file.name.clone())),
-        Format::Car(options) => {
-            let ipfs_car = options.ipfs_car_order(link.block.is_none());
-            let name = given.map_or(format!("{served}.car"), |n| with_extension(&n, ".car"));
-            (car_etag(&served, options, ipfs_car), car_type(options, ipfs_car), name)
+        Format::Bytes if path.is_empty() => (format!("\"{}\"", file.cid), file.mime.clone(), given.unwrap_or(file.name.clone())),
+        Format::Bytes => {
+            let name = last.unwrap_or_else(|| target.clone());
+            (format!("\"{target}\""), files::mime_for(None, &name), name)
         }
-        Format::Raw => (format!("\"{served}.raw\""), RAW_TYPE.to_owned(), given.map_or(format!("{served}.bin"), |n| with_extension(&n, ".bin"))),
+        Format::Car(options) => {
+            let ipfs_car = options.ipfs_car_order(link.block.is_none()) && path.is_empty();
+            let named = if path.is_empty() { asked.clone() } else { format!("{asked}.{}", path_tag(path)) };
+            let name = given.map_or(format!("{target}.car"), |n| with_extension(&n, ".car"));
+            (car_etag(&named, options, ipfs_car), car_type(options, ipfs_car), name)
+        }
+        Format::Raw => (format!("\"{target}.raw\""), RAW_TYPE.to_owned(), given.map_or(format!("{target}.bin"), |n| with_extension(&n, ".bin"))),
     };
     response = response.header(header::ETAG, &etag).header(header::CONTENT_TYPE, &content_type).header(header::VARY, "Accept");
     if let Some(location) = content_location(uri, &implied) {
@@ -428,7 +499,7 @@ async fn serve(state: &AppState, cid: &str, query: GatewayQuery, request: &Reque
     } else if matches!(format, Format::Car(_)) {
         response = response.header(header::ACCEPT_RANGES, "none");
     }
-    let content = download::open(state, &link, format, range, method != Method::HEAD).await?;
+    let content = download::open(state, &link, &located, path, format, range, method != Method::HEAD).await?;
     response = response.status(status).header(header::CONTENT_LENGTH, content.len);
     let body = content.body.map_or_else(Body::empty, Body::from_stream);
     response.body(body).map_err(AppError::internal)

@@ -40,6 +40,8 @@ pub fn router() -> Router<AppState> {
         .route("/delete_file", post(files::delete_file))
         .route("/share_file", post(files::share_file))
         .route("/ipfs/{cid}", get(gateway::ipfs))
+        .route("/ipfs/{cid}/{*path}", get(gateway::ipfs_path))
+        .route("/files/folder/download", get(files::folder_download))
         .route("/file_status", post(node::file_status))
         .route("/node/work", post(node::work))
         .route("/node/done", post(node::done))

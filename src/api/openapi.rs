@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "peervault JSON API", description = "The routes the Android client calls. Prose: docs/API.md."),
     paths(healthz, register, login, android_auth, dashboard, onboarding, active_time, rateinout,
-        files::upload_file, files::get_file_list, files::download_file, files::delete_file, files::share_file, gateway::ipfs,
+        files::upload_file, files::get_file_list, files::download_file, files::delete_file, files::share_file, gateway::ipfs, gateway::ipfs_path, files::folder_download,
         reset::send_reset_email, reset::verify_otp,
         node::file_status, node::work, node::done, node::failed, node::content, node::proof, node::deliver, node::node_status,
         tus::options, tus::create, tus::head, tus::patch, tus::overridden, tus::terminate),
@@ -147,7 +147,8 @@ fn complete(doc: &mut Value, settings: &Settings) {
     // CIDs, in a body and in the gateway's path.
     set(doc, &property("CidRequest", "cid"), json!({"pattern": CID_PATTERN}));
     set(doc, &property("ShareRequest", "cid"), json!({"pattern": CID_PATTERN}));
-    if let Some(Value::Array(params)) = doc.pointer_mut(&format!("{}/get/parameters", path_item("/ipfs/{cid}"))) {
+    for route in ["/ipfs/{cid}", "/ipfs/{cid}/{path}", "/files/folder/download"] {
+        let Some(Value::Array(params)) = doc.pointer_mut(&format!("{}/get/parameters", path_item(route))) else { continue };
         for param in params.iter_mut() {
             let name = param.get("name").and_then(Value::as_str).map(str::to_owned);
             match name.as_deref() {
@@ -235,6 +236,7 @@ mod tests {
             if path == "/openapi.json" {
                 continue; // the document itself
             }
+            let path = &path.replace("{*", "{");
             let item = &doc["paths"][path];
             assert!(item.is_object(), "{path} is served but not in /openapi.json");
             for method in ["get", "post"] {

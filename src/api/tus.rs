@@ -66,7 +66,7 @@ async fn protocol(req: Request, next: Next) -> Response {
 
 /// The caller: the `Authorization` header, else the web session's cookie
 /// (a user token only).
-async fn caller(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
+pub(super) async fn caller(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
     if let Some(raw) = headers.get(header::AUTHORIZATION) {
         let token = super::extract::bearer_token(raw.to_str().map_err(|_| AppError::token_invalid())?);
         if token.is_empty() {

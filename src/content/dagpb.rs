@@ -70,6 +70,23 @@ pub fn links(mut input: &[u8]) -> Result<Vec<PbLink>, String> {
     Ok(links)
 }
 
+/// The UnixFS type of a dag-pb node (`Data.Type`: 1 directory, 2 file,
+/// 5 HAMT shard); `None` when it has no UnixFS data.
+pub fn unixfs_type(mut input: &[u8]) -> Option<u64> {
+    while !input.is_empty() {
+        let (number, value) = field(&mut input).ok()?;
+        if let (1, Value::Bytes(mut data)) = (number, value) {
+            while !data.is_empty() {
+                if let (1, Value::Varint(kind)) = field(&mut data).ok()? {
+                    return Some(kind);
+                }
+            }
+            return None;
+        }
+    }
+    None
+}
+
 enum Value<'a> {
     Varint(u64),
     Bytes(&'a [u8]),

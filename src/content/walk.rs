@@ -4,12 +4,17 @@
 //! of content is read.
 //!
 //! `order=dfs` is depth-first from the requested block, each node before
-//! its children, children in link order. Leaves are then met in file
-//! order, so the content a CAR needs is always one contiguous span of the
-//! stored object, read once from start to end. With `dups=n` a block met
-//! again is not written again (a repeated leaf inside that span is still
-//! read past). The CAR exactly as ipfs-car writes it (leaves first, each
-//! node once complete, repeats written again) is `order=unk; dups=y`.
+//! its children, children in link order. In a file, leaves are then met in
+//! file order, so its content is one contiguous span of the stored object,
+//! read once from start to end; in a folder, a file's leaves are where its
+//! bytes are, so the span read jumps from file to file (`runs`). With
+//! `dups=n` a block met again is not written again (a repeated leaf inside
+//! a run is still read past). The CAR exactly as ipfs-car writes it (leaves
+//! first, each node once complete, repeats written again) is
+//! `order=unk; dups=y`.
+//!
+//! A path (`/ipfs/<folder>/a/b.txt`) is resolved through the directory
+//! nodes (and HAMT shards) on the way, which a CAR of it carries first.
 
 use super::cids::ContentCid;
 use super::dagpb;
@@ -133,9 +138,9 @@ pub enum Step<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CarPlan<'a> {
     pub steps: Vec<Step<'a>>,
-    /// The span of the object the leaves are read from, `from..to`
-    /// (empty when no leaf is read).
-    pub reads: (u64, u64),
+    /// The spans of the object the leaves are read from, `from..to`, in
+    /// the order they are read (one for a file; none when no leaf is read).
+    pub runs: Vec<(u64, u64)>,
     /// Bytes of the CAR: its header (naming the requested block) and every
     /// written block.
     pub len: u64,
@@ -148,6 +153,8 @@ pub enum PlanError {
     NotInDag,
     /// `entity-bytes` starts past the end.
     OutOfRange,
+    /// A path names nothing in this DAG (or goes through a file).
+    NoSuchPath,
     /// The index does not hold together (a node links a block it lacks, ...).
     Broken(String),
 }
@@ -161,7 +168,22 @@ struct Node<'a> {
     cid: &'a ContentCid,
     bytes: &'a [u8],
     children: Vec<Child>,
+    /// Their names (directories and HAMT shards name their links).
+    names: Vec<String>,
     len: u64,
+    /// UnixFS type: 1 a directory, 2 a file, 5 a HAMT shard.
+    kind: u64,
+}
+
+/// UnixFS node types.
+const DIRECTORY: u64 = 1;
+const HAMT_SHARD: u64 = 5;
+
+/// A block of the DAG a path ends at, with the nodes it went through.
+pub struct Resolved<'a> {
+    /// The directory nodes and shards on the way, from the root.
+    pub through: Vec<&'a ContentCid>,
+    pub target: ContentCid,
 }
 
 /// A stored DAG read from its block index: its nodes with their children
@@ -171,6 +193,9 @@ pub struct Dag<'a> {
     nodes: Vec<Node<'a>>,
     by_cid: HashMap<&'a ContentCid, usize>,
     leaves: Vec<LeafSpan<'a>>,
+    /// The first leaf of each CID, and each leaf by where it starts.
+    first_leaf: HashMap<&'a ContentCid, LeafSpan<'a>>,
+    leaf_at: HashMap<u64, LeafSpan<'a>>,
 }
 
 const MAX_DEPTH: usize = 64;
@@ -199,7 +224,9 @@ impl<'a> Dag<'a> {
         let mut built: Vec<Node<'a>> = Vec::with_capacity(nodes.len());
         for (cid, bytes) in &nodes {
             let mut children = Vec::new();
+            let mut names = Vec::new();
             for link in dagpb::links(bytes).map_err(PlanError::Broken)? {
+                names.push(link.name.clone());
                 let child = ContentCid::from_bytes(&link.hash).map_err(|_| broken("a link that is not a stored block"))?;
                 if let Some(&i) = by_cid.get(&child) {
                     children.push(Child::Node(i));
@@ -209,9 +236,17 @@ impl<'a> Dag<'a> {
                     return Err(broken("a node links a block the index lacks"));
                 }
             }
-            built.push(Node { cid, bytes, children, len: 0 });
+            let kind = dagpb::unixfs_type(bytes).unwrap_or(0);
+            built.push(Node { cid, bytes, children, names, len: 0, kind });
         }
-        let mut dag = Dag { index, nodes: built, by_cid, leaves: index.leaves().collect() };
+        let leaves: Vec<LeafSpan<'a>> = index.leaves().collect();
+        let mut first_leaf = HashMap::new();
+        let mut leaf_at = HashMap::new();
+        for leaf in &leaves {
+            first_leaf.entry(leaf.cid).or_insert(*leaf);
+            leaf_at.insert(leaf.offset, *leaf);
+        }
+        let mut dag = Dag { index, nodes: built, by_cid, leaves, first_leaf, leaf_at };
         let mut memo: Vec<Option<u64>> = vec![None; dag.nodes.len()];
         for i in 0..dag.nodes.len() {
             let len = dag.content_len(i, &mut memo, 0)?;
@@ -238,36 +273,164 @@ impl<'a> Dag<'a> {
         Ok(len)
     }
 
-    /// The leaf at byte `offset` of the file, which must be `cid`.
-    fn leaf_at(&self, offset: u64, cid: &ContentCid) -> Result<LeafSpan<'a>, PlanError> {
-        let at = self.leaves.partition_point(|l| l.offset < offset);
-        match self.leaves.get(at) {
-            Some(leaf) if leaf.offset == offset && leaf.cid == cid => Ok(*leaf),
-            _ => Err(PlanError::Broken("the leaves do not follow the DAG".into())),
+    /// Where to read a leaf `cid`: at `near` if the leaf there is one
+    /// (the next leaf of the same file), else its first copy.
+    fn span_of(&self, cid: &ContentCid, near: Option<u64>) -> Result<LeafSpan<'a>, PlanError> {
+        if let Some(leaf) = near.and_then(|at| self.leaf_at.get(&at)).filter(|l| l.cid == cid) {
+            return Ok(*leaf);
+        }
+        self.first_leaf.get(cid).copied().ok_or_else(|| PlanError::Broken("a node links a leaf the index lacks".into()))
+    }
+
+    /// The block `path` (names, `/`-separated) leads to from `start`,
+    /// through directories and HAMT shards.
+    pub fn resolve(&self, start: &ContentCid, path: &[&str]) -> Result<Resolved<'a>, PlanError> {
+        let mut through = Vec::new();
+        let mut at = start.clone();
+        for name in path {
+            let mut i = *self.by_cid.get(&at).ok_or(PlanError::NoSuchPath)?;
+            through.push(self.nodes[i].cid);
+            let next = match self.nodes[i].kind {
+                DIRECTORY => self.child_named(i, name),
+                HAMT_SHARD => {
+                    // Down the shards: at each level the slot of the name's hash.
+                    let mut depth = 0;
+                    loop {
+                        let prefix = format!("{:02X}", super::dir::hamt_slot(name, depth));
+                        let node = &self.nodes[i];
+                        let found = node.names.iter().position(|n| n.strip_prefix(&prefix).is_some_and(|rest| rest == *name));
+                        if let Some(k) = found {
+                            break Some(k).map(|k| (i, k));
+                        }
+                        match node.names.iter().position(|n| *n == prefix).map(|k| &node.children[k]) {
+                            Some(Child::Node(j)) if self.nodes[*j].kind == HAMT_SHARD => {
+                                i = *j;
+                                through.push(self.nodes[i].cid);
+                                depth += 1;
+                            }
+                            _ => break None,
+                        }
+                    }
+                    .map(|(i, k)| self.child_cid(i, k))
+                }
+                _ => None,
+            };
+            at = next.ok_or(PlanError::NoSuchPath)?;
+        }
+        Ok(Resolved { through, target: at })
+    }
+
+    fn child_named(&self, i: usize, name: &str) -> Option<ContentCid> {
+        let k = self.nodes[i].names.iter().position(|n| n == name)?;
+        Some(self.child_cid(i, k))
+    }
+
+    fn child_cid(&self, i: usize, k: usize) -> ContentCid {
+        match &self.nodes[i].children[k] {
+            Child::Node(j) => self.nodes[*j].cid.clone(),
+            Child::Leaf(cid, _) => cid.clone(),
         }
     }
 
-    /// Where the content under node `target` first starts in the file.
-    fn offset_of(&self, at: usize, base: u64, target: usize, depth: usize) -> Option<u64> {
-        if at == target {
-            return Some(base);
+    /// The bytes of content under `cid` (a file's size), if it is a block of this DAG.
+    pub fn size_of(&self, cid: &ContentCid) -> Option<u64> {
+        match self.by_cid.get(cid) {
+            Some(&i) => Some(self.nodes[i].len),
+            None => self.first_leaf.get(cid).map(|l| l.len),
         }
-        if depth > MAX_DEPTH {
-            return None;
+    }
+
+    /// True when `cid` is a directory (a UnixFS directory or HAMT shard).
+    pub fn is_directory(&self, cid: &ContentCid) -> bool {
+        self.by_cid.get(cid).is_some_and(|&i| matches!(self.nodes[i].kind, DIRECTORY | HAMT_SHARD))
+    }
+
+    /// The entries of the directory `cid` (through its shards): name, CID,
+    /// content bytes, and whether it is a directory; `None` for a file.
+    pub fn entries(&self, cid: &ContentCid) -> Option<Vec<(String, ContentCid, u64, bool)>> {
+        let i = *self.by_cid.get(cid)?;
+        let mut out = Vec::new();
+        match self.nodes[i].kind {
+            DIRECTORY => self.collect_entries(i, 0, &mut out),
+            HAMT_SHARD => self.collect_entries(i, 2, &mut out),
+            _ => return None,
         }
-        let mut offset = base;
-        for child in &self.nodes[at].children {
+        Some(out)
+    }
+
+    fn collect_entries(&self, i: usize, prefix: usize, out: &mut Vec<(String, ContentCid, u64, bool)>) {
+        let node = &self.nodes[i];
+        for (k, child) in node.children.iter().enumerate() {
+            let name = &node.names[k];
             match child {
-                Child::Leaf(_, len) => offset += len,
-                Child::Node(j) => {
-                    if let Some(found) = self.offset_of(*j, offset, target, depth + 1) {
-                        return Some(found);
-                    }
-                    offset += self.nodes[*j].len;
+                Child::Node(j) if prefix > 0 && name.len() == prefix && self.nodes[*j].kind == HAMT_SHARD => {
+                    self.collect_entries(*j, prefix, out)
                 }
+                Child::Node(j) => {
+                    let dir = matches!(self.nodes[*j].kind, DIRECTORY | HAMT_SHARD);
+                    out.push((name[prefix.min(name.len())..].to_owned(), self.nodes[*j].cid.clone(), self.nodes[*j].len, dir));
+                }
+                Child::Leaf(cid, len) => out.push((name[prefix.min(name.len())..].to_owned(), cid.clone(), *len, false)),
             }
         }
-        None
+        if prefix > 0 {
+            out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        }
+    }
+
+    /// The leaves holding bytes `start..=end` of the file `cid` (a block
+    /// of this DAG), in order, with where each starts in that file.
+    pub fn file_leaves(&self, cid: &ContentCid, start: u64, end: u64) -> Result<Vec<(u64, LeafSpan<'a>)>, PlanError> {
+        let options = CarOptions { scope: Scope::All, dfs: true, dups: true, bytes: None };
+        let mut steps = Vec::new();
+        match self.by_cid.get(cid) {
+            None => {
+                let leaf = self.span_of(cid, None).map_err(|_| PlanError::NotInDag)?;
+                return Ok(vec![(0, leaf)]);
+            }
+            Some(&i) => {
+                let mut seen = HashSet::new();
+                let mut near = None;
+                self.walk(i, 0, Some((start, end)), options.dups, &mut seen, &mut steps, &mut near, 0)?;
+            }
+        }
+        // Where each leaf starts in the file: the walk keeps file order.
+        let mut at = self.first_offset(cid, start)?;
+        let mut out = Vec::new();
+        for step in steps {
+            if let Step::Leaf { span, .. } = step {
+                out.push((at, span));
+                at += span.len;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where the first leaf meeting byte `start` of the file `cid` starts in it.
+    fn first_offset(&self, cid: &ContentCid, start: u64) -> Result<u64, PlanError> {
+        let mut i = *self.by_cid.get(cid).ok_or(PlanError::NotInDag)?;
+        let mut base = 0u64;
+        'down: loop {
+            let mut offset = base;
+            for child in &self.nodes[i].children {
+                let len = match child {
+                    Child::Leaf(_, len) => *len,
+                    Child::Node(j) => self.nodes[*j].len,
+                };
+                if len > 0 && offset + len > start {
+                    match child {
+                        Child::Leaf(..) => return Ok(offset),
+                        Child::Node(j) => {
+                            i = *j;
+                            base = offset;
+                            continue 'down;
+                        }
+                    }
+                }
+                offset += len;
+            }
+            return Ok(offset);
+        }
     }
 
     /// The CAR answer for the block `start` of this DAG.
@@ -307,15 +470,16 @@ impl<'a> Dag<'a> {
                 };
                 if scope == Scope::Block {
                     steps.push(Step::Node { cid: node.cid, bytes: node.bytes });
-                } else {
-                    let root_index = self.by_cid.get(root).copied();
-                    let base = match root_index {
-                        Some(r) => self.offset_of(r, 0, i, 0).ok_or_else(|| PlanError::Broken("a node outside its DAG".into()))?,
-                        None => 0,
-                    };
-                    let range = range.map(|(a, b)| (base + a, base + b));
+                } else if scope == Scope::Entity && node.kind == DIRECTORY {
+                    // A directory's entity is the listing: its own node.
+                    steps.push(Step::Node { cid: node.cid, bytes: node.bytes });
+                } else if scope == Scope::Entity && node.kind == HAMT_SHARD {
                     let mut seen = HashSet::new();
-                    self.walk(i, base, range, options.dups, &mut seen, &mut steps, 0)?;
+                    self.shards(i, &mut seen, &mut steps, 0)?;
+                } else {
+                    let mut seen = HashSet::new();
+                    let mut near = None;
+                    self.walk(i, 0, range, options.dups, &mut seen, &mut steps, &mut near, 0)?;
                 }
             }
         }
@@ -333,6 +497,7 @@ impl<'a> Dag<'a> {
         dups: bool,
         seen: &mut HashSet<&'a ContentCid>,
         steps: &mut Vec<Step<'a>>,
+        near: &mut Option<u64>,
         depth: usize,
     ) -> Result<(), PlanError> {
         if depth > MAX_DEPTH {
@@ -351,7 +516,8 @@ impl<'a> Dag<'a> {
             match child {
                 Child::Leaf(cid, len) => {
                     if meets(offset, *len) {
-                        let span = self.leaf_at(offset, cid)?;
+                        let span = self.span_of(cid, *near)?;
+                        *near = Some(span.offset + span.len);
                         let write = dups || seen.insert(span.cid);
                         steps.push(Step::Leaf { span, write });
                     }
@@ -360,7 +526,7 @@ impl<'a> Dag<'a> {
                 Child::Node(j) => {
                     let len = self.nodes[*j].len;
                     if meets(offset, len) {
-                        self.walk(*j, offset, range, dups, seen, steps, depth + 1)?;
+                        self.walk(*j, offset, range, dups, seen, steps, near, depth + 1)?;
                     }
                     offset += len;
                 }
@@ -369,32 +535,91 @@ impl<'a> Dag<'a> {
         Ok(())
     }
 
+    /// A HAMT directory's own blocks: its shards, depth first.
+    fn shards(&self, i: usize, seen: &mut HashSet<&'a ContentCid>, steps: &mut Vec<Step<'a>>, depth: usize) -> Result<(), PlanError> {
+        if depth > MAX_DEPTH {
+            return Err(PlanError::Broken("the DAG is too deep".into()));
+        }
+        let node = &self.nodes[i];
+        if seen.insert(node.cid) {
+            steps.push(Step::Node { cid: node.cid, bytes: node.bytes });
+        }
+        for (k, child) in node.children.iter().enumerate() {
+            if let Child::Node(j) = child {
+                if node.names[k].len() == 2 && self.nodes[*j].kind == HAMT_SHARD {
+                    self.shards(*j, seen, steps, depth + 1)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The CAR answer for `path` below the block `start`: the directory
+    /// nodes the path goes through, then what `options` ask of its end.
+    pub fn plan_path(&self, start: &ContentCid, path: &[&str], options: CarOptions) -> Result<(ContentCid, CarPlan<'a>), PlanError> {
+        let resolved = self.resolve(start, path)?;
+        let mut plan = self.plan(&resolved.target, options)?;
+        let mut steps = Vec::with_capacity(resolved.through.len() + plan.steps.len());
+        for cid in resolved.through {
+            let i = self.by_cid[cid];
+            let already = !options.dups && steps.iter().any(|s| matches!(s, Step::Node { cid: c, .. } if *c == cid));
+            if !already {
+                steps.push(Step::Node { cid, bytes: self.nodes[i].bytes });
+            }
+        }
+        let path_nodes: HashSet<&ContentCid> = steps.iter().filter_map(|s| match s { Step::Node { cid, .. } => Some(*cid), _ => None }).collect();
+        for step in plan.steps.drain(..) {
+            match step {
+                Step::Node { cid, .. } if !options.dups && path_nodes.contains(cid) => {}
+                other => steps.push(other),
+            }
+        }
+        Ok((resolved.target, self.finish(start, steps)))
+    }
+
     /// Drops leaves read only to be skipped at either end, and works out
     /// the span read and the CAR's length.
-    fn finish(&self, start: &ContentCid, mut steps: Vec<Step<'a>>) -> CarPlan<'a> {
-        let skipped = |s: &Step<'_>| matches!(s, Step::Leaf { write: false, .. });
-        while steps.last().is_some_and(skipped) {
-            steps.pop();
-        }
-        let first_written = steps.iter().position(|s| !skipped(s)).unwrap_or(steps.len());
-        let mut kept = Vec::with_capacity(steps.len());
-        for (n, step) in steps.into_iter().enumerate() {
-            // A skipped leaf before the first leaf written need not be read.
-            if n < first_written && skipped(&step) {
-                continue;
+    fn finish(&self, start: &ContentCid, steps: Vec<Step<'a>>) -> CarPlan<'a> {
+        // A leaf read only to be skipped is kept where it saves opening
+        // another span (between two leaves of one run), dropped elsewhere.
+        let mut kept: Vec<Step<'a>> = Vec::with_capacity(steps.len());
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        let mut pending: Vec<Step<'a>> = Vec::new();
+        for step in steps {
+            match step {
+                Step::Leaf { span, write: false } => {
+                    if runs.last().is_some_and(|r| r.1 == span.offset) || !pending.is_empty() {
+                        pending.push(step);
+                    }
+                }
+                Step::Leaf { span, write: true } => {
+                    // The skipped leaves since the last written one count only if they lead here.
+                    let mut end = runs.last().map(|r| r.1);
+                    let mut bridge = Vec::new();
+                    for p in pending.drain(..) {
+                        if let Step::Leaf { span: s, .. } = p {
+                            if end == Some(s.offset) {
+                                end = Some(s.offset + s.len);
+                                bridge.push(p);
+                            } else {
+                                break;
+                            }
+                        }
+                    }
+                    if end == Some(span.offset) {
+                        kept.extend(bridge);
+                        if let Some(run) = runs.last_mut() {
+                            run.1 = span.offset + span.len;
+                        }
+                    } else {
+                        runs.push((span.offset, span.offset + span.len));
+                    }
+                    kept.push(step);
+                }
+                Step::Node { .. } => kept.push(step),
             }
-            kept.push(step);
         }
-        let leaves = kept.iter().filter_map(|s| match s {
-            Step::Leaf { span, .. } => Some(*span),
-            Step::Node { .. } => None,
-        });
-        let (mut from, mut to) = (u64::MAX, 0);
-        for leaf in leaves {
-            from = from.min(leaf.offset);
-            to = to.max(leaf.offset + leaf.len);
-        }
-        let reads = if from < to { (from, to) } else { (0, 0) };
+        runs.retain(|r| r.1 > r.0);
         let framed = |cid: &ContentCid, data_len: u64| {
             let n = cid.as_bytes().len() as u64 + data_len;
             let mut v = Vec::new();
@@ -410,7 +635,7 @@ impl<'a> Dag<'a> {
             })
             .sum();
         let len = super::car::car_header(start).len() as u64 + blocks;
-        CarPlan { steps: kept, reads, len }
+        CarPlan { steps: kept, runs, len }
     }
 }
 
@@ -467,7 +692,7 @@ mod tests {
         assert_eq!(distinct.len(), cids.len(), "dups=n: each block once");
         let every: HashSet<&ContentCid> = index.blocks().iter().map(PlannedBlock::cid).collect();
         assert_eq!(distinct, every, "every block of the DAG");
-        assert_eq!(all.reads, (0, data.len() as u64));
+        assert_eq!(all.runs, [(0, data.len() as u64)]);
         assert_eq!(all.len, car(&all, &root, data).len() as u64);
 
         let with_dups = dag.plan(&root, CarOptions { dups: true, ..CarOptions::default() }).unwrap();
@@ -510,7 +735,7 @@ mod tests {
         let opts = |scope, bytes: Option<&str>| CarOptions { scope, bytes: bytes.map(|b| EntityBytes::parse(b).unwrap()), ..CarOptions::default() };
         let block = dag.plan(&root, opts(Scope::Block, None)).unwrap();
         assert_eq!(written(&block), [&root]);
-        assert_eq!(block.reads, (0, 0));
+        assert_eq!(block.runs, []);
         assert_eq!(dag.plan(&root, opts(Scope::Entity, None)).unwrap(), dag.plan(&root, opts(Scope::All, None)).unwrap());
 
         let leaf_offsets = |plan: &CarPlan<'_>| -> Vec<u64> {
@@ -519,7 +744,7 @@ mod tests {
         let range = |b: &str| dag.plan(&root, opts(Scope::All, Some(b))).unwrap();
         assert_eq!(leaf_offsets(&range("0:*")), (0..100).step_by(4).collect::<Vec<_>>());
         assert_eq!(leaf_offsets(&range("5:9")), [4, 8]);
-        assert_eq!(range("5:9").reads, (4, 12));
+        assert_eq!(range("5:9").runs, [(4, 12)]);
         assert_eq!(leaf_offsets(&range("-10:*")), [88, 92, 96]);
         assert_eq!(leaf_offsets(&range("-1000:3")), [0]);
         assert_eq!(leaf_offsets(&range("50:-45")), [48, 52]);
@@ -540,7 +765,7 @@ mod tests {
         }).unwrap();
         let sub = dag.plan(&inner, CarOptions::default()).unwrap();
         assert_eq!(written(&sub)[0], &inner);
-        assert_eq!(sub.reads, (0, 12), "the first node covers the first three leaves");
+        assert_eq!(sub.runs, [(0, 12)], "the first node covers the first three leaves");
         assert_eq!(leaf_offsets(&dag.plan(&inner, opts(Scope::All, Some("-1:*"))).unwrap()), [8]);
         let leaf = index.leaves().nth(3).unwrap().cid.clone();
         assert_eq!(written(&dag.plan(&leaf, CarOptions::default()).unwrap()), [&leaf]);

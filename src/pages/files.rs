@@ -125,7 +125,12 @@ fn FileTable(
                 </thead>
                 <tbody>
                     {list.into_iter().map(|f| {
-                        let FileView { name, cid, mime, size, uploaded_at, replicas, wanted, share_url, .. } = f;
+                        let FileView { name, cid, mime, size, uploaded_at, replicas, wanted, share_url, folder_files, .. } = f;
+                        let kind = match folder_files {
+                            Some(n) => format!("Folder, {n} {}", if n == 1 { "file" } else { "files" }),
+                            None => mime,
+                        };
+                        let browse = folder_files.map(|_| format!("/files/folder?cid={cid}"));
                         let shared = share_url.is_some();
                         let share_cid = cid.clone();
                         let share_label = format!("Copy the share link of {name}");
@@ -135,9 +140,14 @@ fn FileTable(
                             (cid.clone(), cid.clone(), cid.clone(), cid.clone(), cid.clone(), cid);
                         view! {
                             <tr data-cid=row_cid>
-                                <td class="name" data-label="Name">{name}</td>
+                                <td class="name" data-label="Name">
+                                    {match browse {
+                                        Some(href) => view! { <a href=href class="browse">{name}"/"</a> }.into_any(),
+                                        None => name.into_any(),
+                                    }}
+                                </td>
                                 <td class="nowrap" data-label="Size">{human_bytes(size)}</td>
-                                <td data-label="Type">{mime}</td>
+                                <td data-label="Type">{kind}</td>
                                 <td data-label="Uploaded">{utc_minute(uploaded_at)}</td>
                                 <td class="nowrap replicas" class:short=short data-label="Copies"
                                     title="Copies held by the network's storage nodes; the server keeps its own copy as well">
@@ -197,6 +207,12 @@ fn UploadForm(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoVi
     let form_ref = NodeRef::<leptos::html::Form>::new();
     let input_ref = NodeRef::<leptos::html::Input>::new();
     let name_ref = NodeRef::<leptos::html::Input>::new();
+    let folder_ref = NodeRef::<leptos::html::Input>::new();
+    // Files dropped from a folder, with their paths (kept until the upload).
+    #[cfg(feature = "hydrate")]
+    let dropped_files = StoredValue::new_local(Vec::<(web_sys::File, String)>::new());
+    #[cfg(not(feature = "hydrate"))]
+    let dropped_files = ();
 
     let on_submit = {
         let on_done = on_done.clone();
@@ -204,29 +220,91 @@ fn UploadForm(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoVi
             #[cfg(feature = "hydrate")]
             {
                 ev.prevent_default();
-                let file = input_ref.get().and_then(|i| i.files()).and_then(|f| f.get(0));
                 let name = name_ref.get().map(|i| i.value()).unwrap_or_default();
-                if let Some(file) = file {
-                    let ui = tus::Ui { set_progress, set_error, set_note };
+                let ui = tus::Ui { set_progress, set_error, set_note };
+                let list = |input: Option<web_sys::HtmlInputElement>| -> Vec<web_sys::File> {
+                    let files = input.and_then(|i| i.files());
+                    files.map(|f| (0..f.length()).filter_map(|i| f.get(i)).collect()).unwrap_or_default()
+                };
+                let folder = list(folder_ref.get());
+                let chosen_files = list(input_ref.get());
+                let mut dropped = dropped_files.get_value();
+                if !folder.is_empty() {
+                    // A folder: each file by its path in it.
+                    let named = folder.into_iter().map(|f| { let path = tus::relative_path(&f); (f, path) }).collect();
+                    tus::start_folder(named, name, ui, on_done.clone());
+                } else if !dropped.is_empty() {
+                    dropped_files.set_value(Vec::new());
+                    tus::start_folder(std::mem::take(&mut dropped), name, ui, on_done.clone());
+                } else if chosen_files.len() > 1 {
+                    // Several files: a folder of them.
+                    let named = chosen_files.into_iter().map(|f| { let path = f.name(); (f, path) }).collect();
+                    tus::start_folder(named, name, ui, on_done.clone());
+                } else if let Some(file) = chosen_files.into_iter().next() {
                     tus::start(file, name, ui, on_done.clone());
+                } else {
+                    set_error.set(Some(AppError::bad_request("No file Selected")));
                 }
             }
             #[cfg(not(feature = "hydrate"))]
-            let _ = (&ev, &on_done, form_ref, set_progress, set_error, set_note);
+            let _ = (&ev, &on_done, form_ref, set_progress, set_error, set_note, folder_ref, dropped_files);
         }
     };
     let on_change = move |_| {
-        let name = input_ref.get().and_then(|i| i.files()).and_then(|f| f.get(0)).map(|f| f.name());
-        set_chosen.set(name);
+        let files = input_ref.get().and_then(|i| i.files());
+        let shown = files.and_then(|f| match f.length() {
+            0 => None,
+            1 => f.get(0).map(|f| f.name()),
+            n => Some(format!("{n} files")),
+        });
+        set_chosen.set(shown);
+    };
+    let on_folder = move |_| {
+        let count = folder_ref.get().and_then(|i| i.files()).map_or(0, |f| f.length());
+        set_chosen.set((count > 0).then(|| format!("a folder of {count} files")));
     };
     let on_drop = move |ev: leptos::ev::DragEvent| {
         ev.prevent_default();
         set_dragging.set(false);
-        if let (Some(input), Some(files)) = (input_ref.get(), ev.data_transfer().and_then(|d| d.files())) {
+        let Some(transfer) = ev.data_transfer() else { return };
+        // A dropped folder (or several files) goes up as a folder; one file as before.
+        #[cfg(feature = "hydrate")]
+        {
+            let items = transfer.items();
+            let has_folder = (0..items.length())
+                .filter_map(|i| items.get(i).and_then(|item| item.webkit_get_as_entry().ok().flatten()))
+                .any(|entry| entry.is_directory());
+            if has_folder || items.length() > 1 {
+                // Loose files as the drop lists them, if its entries cannot be read.
+                let loose: Vec<(web_sys::File, String)> = transfer
+                    .files()
+                    .map(|f| (0..f.length()).filter_map(|i| f.get(i)).map(|f| { let n = f.name(); (f, n) }).collect())
+                    .unwrap_or_default();
+                leptos::task::spawn_local(async move {
+                    let mut files = tus::dropped(items).await;
+                    if files.is_empty() {
+                        files = loose;
+                    }
+                    set_chosen.set(Some(format!("{} dropped files", files.len())));
+                    dropped_files.set_value(files);
+                });
+                return;
+            }
+        }
+        if let (Some(input), Some(files)) = (input_ref.get(), transfer.files()) {
             input.set_files(Some(&files));
             set_chosen.set(files.get(0).map(|f| f.name()));
         }
     };
+    // The folder picker: `webkitdirectory`, which the view macro does not know.
+    let folder_input = leptos::html::input()
+        .id("upload-folder")
+        .node_ref(folder_ref)
+        .name("file")
+        .r#type("file")
+        .multiple(true)
+        .attr("webkitdirectory", "")
+        .on(leptos::ev::change, on_folder);
     view! {
         <form node_ref=form_ref class="form upload" method="post" enctype="multipart/form-data" action=action on:submit=on_submit>
             <div
@@ -237,8 +315,10 @@ fn UploadForm(on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoVi
                 on:drop=on_drop
             >
                 <label for="upload-file">"File"</label>
-                <input id="upload-file" node_ref=input_ref name="file" type="file" required on:change=on_change/>
-                <p class="hint">{move || chosen.get().map(|n| format!("Selected: {n}")).unwrap_or_else(|| "Choose a file or drop it here.".into())}</p>
+                <input id="upload-file" node_ref=input_ref name="file" type="file" multiple on:change=on_change/>
+                <label for="upload-folder">"Or a folder"</label>
+                {folder_input}
+                <p class="hint">{move || chosen.get().map(|n| format!("Selected: {n}")).unwrap_or_else(|| "Choose files or a folder, or drop them here. Several files go up as one folder.".into())}</p>
             </div>
             <label for="upload-name">"Name"</label>
             <input id="upload-name" node_ref=name_ref name="name" type="text" maxlength="255" placeholder="Defaults to the file's name"/>
@@ -324,6 +404,86 @@ mod tus {
         });
     }
 
+    /// Sends several files as one folder (each named by its path in it) in
+    /// one multipart request to the page's upload function, with progress.
+    pub fn start_folder(files: Vec<(File, String)>, name: String, ui: Ui, on_done: impl Fn() + 'static) {
+        ui.set_error.set(None);
+        ui.set_progress.set(Some(0.0));
+        leptos::task::spawn_local(async move {
+            let outcome = send_folder(&files, name.trim(), ui).await;
+            ui.set_progress.set(None);
+            match outcome {
+                Ok(()) => on_done(),
+                Err(e) => ui.set_error.set(Some(e)),
+            }
+        });
+    }
+
+    async fn send_folder(files: &[(File, String)], name: &str, ui: Ui) -> Result<(), AppError> {
+        let form = web_sys::FormData::new().map_err(|_| AppError::internal("no FormData"))?;
+        if !name.is_empty() {
+            let _ = form.append_with_str("name", name);
+        }
+        let mut total = 0.0;
+        for (file, path) in files {
+            total += file.size();
+            form.append_with_blob_and_filename("file", file, path).map_err(|_| AppError::internal("no FormData"))?;
+        }
+        let on_progress: Rc<dyn Fn(f64)> = Rc::new(move |sent| ui.set_progress.set(Some((sent / total.max(1.0) * 100.0).min(100.0))));
+        let url = <super::UploadMyFile as leptos::server_fn::ServerFn>::PATH;
+        let answer = request("POST", url, &[], Some(Body::Form(&form)), Some(on_progress)).await;
+        match answer.status {
+            200 => Ok(()),
+            0 => Err(AppError::new(503, "The connection was lost: the folder was not uploaded. Try again.")),
+            _ => Err(answer.error()),
+        }
+    }
+
+    /// A file's path in the folder it was chosen with (`webkitRelativePath`).
+    pub fn relative_path(file: &File) -> String {
+        js_sys::Reflect::get(file, &JsValue::from_str("webkitRelativePath")).ok().and_then(|v| v.as_string()).unwrap_or_else(|| file.name())
+    }
+
+    /// The files of what was dropped: each folder read through (its files
+    /// named by their paths), and loose files by their names.
+    pub async fn dropped(items: web_sys::DataTransferItemList) -> Vec<(File, String)> {
+        let mut entries = Vec::new();
+        for i in 0..items.length() {
+            if let Some(entry) = items.get(i).and_then(|item| item.webkit_get_as_entry().ok().flatten()) {
+                entries.push(entry);
+            }
+        }
+        let mut out = Vec::new();
+        while let Some(entry) = entries.pop() {
+            let path = entry.full_path().trim_start_matches('/').to_owned();
+            if entry.is_directory() {
+                let dir: web_sys::FileSystemDirectoryEntry = entry.unchecked_into();
+                let reader = dir.create_reader();
+                // readEntries gives a batch at a time, then an empty one.
+                loop {
+                    let batch = js_sys::Promise::new(&mut |resolve, reject| {
+                        let _ = reader.read_entries_with_callback_and_callback(&resolve, &reject);
+                    });
+                    let Ok(batch) = JsFuture::from(batch).await else { break };
+                    let batch: js_sys::Array = batch.unchecked_into();
+                    if batch.length() == 0 {
+                        break;
+                    }
+                    entries.extend(batch.iter().map(|e| e.unchecked_into::<web_sys::FileSystemEntry>()));
+                }
+            } else if entry.is_file() {
+                let file_entry: web_sys::FileSystemFileEntry = entry.unchecked_into();
+                let file = js_sys::Promise::new(&mut |resolve, reject| {
+                    file_entry.file_with_callback_and_callback(&resolve, &reject);
+                });
+                if let Ok(file) = JsFuture::from(file).await {
+                    out.push((file.unchecked_into::<File>(), path));
+                }
+            }
+        }
+        out
+    }
+
     /// One request's answer (status 0: the network failed).
     struct Answer {
         status: u16,
@@ -350,7 +510,13 @@ mod tus {
         }
     }
 
-    async fn request(method: &str, url: &str, headers: &[(&str, String)], body: Option<&Blob>, progress: Option<Rc<dyn Fn(f64)>>) -> Answer {
+    /// What a request sends: a piece of a file, or a form (a folder's files).
+    enum Body<'a> {
+        Blob(&'a Blob),
+        Form(&'a web_sys::FormData),
+    }
+
+    async fn request(method: &str, url: &str, headers: &[(&str, String)], body: Option<Body<'_>>, progress: Option<Rc<dyn Fn(f64)>>) -> Answer {
         let Ok(xhr) = XmlHttpRequest::new() else {
             return Answer { status: 0, xhr: JsValue::NULL.unchecked_into() };
         };
@@ -371,7 +537,11 @@ mod tus {
         for (name, value) in headers {
             sent = sent.and_then(|()| xhr.set_request_header(name, value));
         }
-        sent = sent.and_then(|()| xhr.send_with_opt_blob(body));
+        sent = sent.and_then(|()| match body {
+            None => xhr.send(),
+            Some(Body::Blob(blob)) => xhr.send_with_opt_blob(Some(blob)),
+            Some(Body::Form(form)) => xhr.send_with_opt_form_data(Some(form)),
+        });
         if sent.is_ok() {
             let _ = JsFuture::from(ended).await;
         }
@@ -470,7 +640,7 @@ mod tus {
             let set_progress = ui.set_progress;
             let on_progress: Rc<dyn Fn(f64)> = Rc::new(move |sent: f64| set_progress.set(Some((from + sent) / size * 100.0)));
             let headers = [("Upload-Offset", format!("{offset}")), ("Content-Type", "application/offset+octet-stream".to_owned())];
-            let answer = request("PATCH", &url, &headers, Some(&piece), Some(on_progress)).await;
+            let answer = request("PATCH", &url, &headers, Some(Body::Blob(&piece)), Some(on_progress)).await;
             match answer.status {
                 204 => offset = answer.offset().unwrap_or(end),
                 // Cut by the network, or the offset moved: ask where the server got to.

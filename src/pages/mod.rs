@@ -6,6 +6,7 @@
 pub mod account;
 pub mod dashboard;
 pub mod files;
+pub mod folder;
 pub mod home;
 pub mod login;
 pub mod not_found;

@@ -38,20 +38,82 @@ pub struct Content {
     pub body: Option<ByteStream>,
 }
 
-/// Opens `format` of the file a checked link names: for `Bytes`, the
-/// inclusive byte `range` if given. With `with_body` false (a HEAD) only
-/// the length is worked out. The object is opened before this returns, so
-/// a store that cannot be read is an error here, not a body cut short.
+/// What a request names inside a stored object: the block (the root, a
+/// block of its DAG, or where a path leads), and what that is.
+pub struct Located {
+    index: Arc<BlockIndex>,
+    /// The stored object.
+    pub root: ContentCid,
+    /// The block asked for, where the path started.
+    pub start: ContentCid,
+    /// Where the path led (`start` without one).
+    pub target: ContentCid,
+    /// True for a directory (a UnixFS directory or HAMT shard).
+    pub directory: bool,
+    /// The bytes of the target's content (a file's size).
+    pub size: u64,
+}
+
+/// Finds what a checked link and `path` (names, no empty ones) name in
+/// the stored object: 404 `No such path in this folder` for a path that
+/// leads nowhere.
+pub async fn locate(state: &Services, download: &Download, path: &[&str]) -> AppResult<Located> {
+    let file = &download.file;
+    locate_object(state, &file.cid, file.size.max(0) as u64, download.block.as_ref(), path).await
+}
+
+/// [`locate`] in the object `cid` of `size` bytes, from `block` (the root when `None`).
+pub async fn locate_object(state: &Services, cid: &str, size: u64, block: Option<&ContentCid>, path: &[&str]) -> AppResult<Located> {
+    let index = Arc::new(index_of(state, cid, size).await?);
+    let root = crate::service::files::parse_cid(cid)?;
+    if index.root() != Some(&root) {
+        return Err(AppError::internal(format!("the block index of {root} names another root")));
+    }
+    let start = block.cloned().unwrap_or_else(|| root.clone());
+    if index.block(&start).is_none() {
+        return Err(AppError::not_found("Block not found"));
+    }
+    let (target, directory, entity) = {
+        let dag = Dag::of(&index).map_err(plan_error)?;
+        let target = dag.resolve(&start, path).map_err(plan_error)?.target;
+        let directory = dag.is_directory(&target);
+        let entity = if target == root && !directory { size } else { dag.size_of(&target).unwrap_or(0) };
+        (target, directory, entity)
+    };
+    Ok(Located { index, root, start, target, directory, size: entity })
+}
+
+/// The entries of a located directory: name, CID, bytes, directory or not.
+pub fn entries(located: &Located) -> AppResult<Vec<(String, ContentCid, u64, bool)>> {
+    let dag = Dag::of(&located.index).map_err(plan_error)?;
+    dag.entries(&located.target).ok_or_else(|| AppError::bad_request("Not a folder"))
+}
+
+fn plan_error(e: PlanError) -> AppError {
+    match e {
+        PlanError::NotInDag => AppError::not_found("Block not found"),
+        PlanError::NoSuchPath => AppError::not_found("No such path in this folder"),
+        PlanError::OutOfRange => AppError::bad_request("entity-bytes starts past the end of the file"),
+        PlanError::Broken(why) => AppError::internal(format!("block index: {why}")),
+    }
+}
+
+/// Opens `format` of what `located` names, for the link `download`: for
+/// `Bytes`, the inclusive byte `range` of the target file if given; for a
+/// CAR of a path, the nodes on the way first. With `with_body` false (a
+/// HEAD) only the length is worked out. The object is opened before this
+/// returns, so a store that cannot be read is an error here, not a body
+/// cut short.
 pub async fn open(
     state: &Services,
     download: &Download,
+    located: &Located,
+    path: &[&str],
     format: Format,
     range: Option<(u64, u64)>,
     with_body: bool,
 ) -> AppResult<Content> {
-    let file = &download.file;
-    let target = Target { cid: &file.cid, size: file.size.max(0) as u64, block: download.block.as_ref() };
-    open_object(state, target, format, range, with_body, Some(download.owner_id)).await
+    open_located(state, located, path, format, range, with_body, Some(download.owner_id)).await
 }
 
 /// A stored object, and the block of its DAG a raw request asks for (the
@@ -72,52 +134,154 @@ pub async fn open_object(
     with_body: bool,
     count_to: Option<i64>,
 ) -> AppResult<Content> {
-    let Target { cid, size, block } = target;
-    if format == Format::Bytes && !with_body {
-        return Ok(Content { len: range.map_or(size, |(a, b)| b - a + 1), body: None });
+    let located = locate_object(state, target.cid, target.size, target.block, &[]).await?;
+    open_located(state, &located, &[], format, range, with_body, count_to).await
+}
+
+/// What the body writes, worked out from the block index.
+enum Plan<'a> {
+    /// Parts of leaves: each leaf, and the part of it (`from..to`) written.
+    Bytes(Vec<(LeafSpan<'a>, u64, u64)>),
+    Car(crate::content::CarPlan<'a>),
+    Raw(RootBlock<'a>),
+}
+
+impl<'a> Plan<'a> {
+    fn make(located: &'a Located, path: &[&str], format: Format, range: Option<(u64, u64)>) -> AppResult<(u64, Plan<'a>)> {
+        let index = &located.index;
+        Ok(match format {
+            Format::Bytes => {
+                if located.directory {
+                    return Err(AppError::bad_request("This is a folder: ask for a file in it (/ipfs/<cid>/<path>) or for format=car"));
+                }
+                let size = located.size;
+                if size == 0 {
+                    return Ok((0, Plan::Bytes(Vec::new())));
+                }
+                let (start, end) = range.unwrap_or((0, size - 1));
+                let leaves: Vec<(u64, LeafSpan<'a>)> = if located.target == located.root {
+                    index.leaves_covering(start, end).map(|l| (l.offset, l)).collect()
+                } else {
+                    let dag = Dag::of(index).map_err(plan_error)?;
+                    dag.file_leaves(&located.target, start, end).map_err(plan_error)?
+                };
+                let parts = leaves
+                    .into_iter()
+                    .map(|(at, leaf)| (leaf, start.max(at) - at, (end + 1).min(at + leaf.len) - at))
+                    .collect::<Vec<_>>();
+                (end - start + 1, Plan::Bytes(parts))
+            }
+            Format::Car(options) => {
+                let dag = Dag::of(index).map_err(plan_error)?;
+                let plan = if path.is_empty() {
+                    dag.plan(&located.start, options).map_err(plan_error)?
+                } else {
+                    dag.plan_path(&located.start, path, options).map_err(plan_error)?.1
+                };
+                (plan.len, Plan::Car(plan))
+            }
+            Format::Raw => {
+                let block = index.block(&located.target).ok_or_else(|| AppError::not_found("Block not found"))?;
+                let len = match block {
+                    RootBlock::Node(bytes) => bytes.len() as u64,
+                    RootBlock::Leaf(leaf) => leaf.len,
+                };
+                (len, Plan::Raw(block))
+            }
+        })
     }
-    let index = Arc::new(index_of(state, cid, size).await?);
-    let (len, plan) = match format {
-        Format::Bytes => {
-            let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
-            let len = if size == 0 { 0 } else { end - start + 1 };
-            (len, Plan::Bytes { start, end })
+
+    /// The spans of the object read, in order.
+    fn runs(&self) -> Vec<(u64, u64)> {
+        match self {
+            Plan::Bytes(parts) => {
+                let mut runs: Vec<(u64, u64)> = Vec::new();
+                for (leaf, ..) in parts {
+                    match runs.last_mut() {
+                        Some(run) if run.1 == leaf.offset => run.1 += leaf.len,
+                        _ => runs.push((leaf.offset, leaf.offset + leaf.len)),
+                    }
+                }
+                runs.retain(|r| r.1 > r.0);
+                runs
+            }
+            Plan::Car(plan) => plan.runs.clone(),
+            Plan::Raw(RootBlock::Leaf(leaf)) if leaf.len > 0 => vec![(leaf.offset, leaf.offset + leaf.len)],
+            Plan::Raw(_) => Vec::new(),
         }
-        Format::Car(options) => {
-            let car = car_plan(&index, block, options)?;
-            (car.len, Plan::Car { options, reads: car.reads })
+    }
+}
+
+/// Where more spans of the object are opened from, on the blocking pool.
+enum Opener {
+    Local(Arc<dyn crate::store::blobs::BlobStore>, String),
+    Remote(super::retrieve::Opener),
+}
+
+impl Opener {
+    fn open(&self, from: u64, to: u64) -> io::Result<Box<dyn Read + Send>> {
+        match self {
+            Opener::Local(blobs, key) => blobs.open_range(key, from, to - from)?.ok_or_else(missing_object),
+            Opener::Remote(opener) => Ok(Box::new(opener.open_blocking(from, to)?)),
         }
-        Format::Raw => match raw_block(&index, block)? {
-            RootBlock::Node(bytes) => (bytes.len() as u64, Plan::Raw),
-            RootBlock::Leaf(leaf) => (leaf.len, Plan::Raw),
-        },
+    }
+}
+
+/// The object's bytes as the plan reads them: one span after another,
+/// the next opened when a leaf is not where the last one ended.
+struct Source {
+    runs: Vec<(u64, u64)>,
+    reader: Option<Box<dyn Read + Send>>,
+    pos: u64,
+    opener: Option<Opener>,
+}
+
+impl Source {
+    fn read_leaf(&mut self, leaf: LeafSpan<'_>, buf: &mut Vec<u8>) -> io::Result<()> {
+        if leaf.len > 0 && (self.reader.is_none() || self.pos != leaf.offset) {
+            let run = self.runs.iter().find(|r| r.0 == leaf.offset).copied().unwrap_or((leaf.offset, leaf.offset + leaf.len));
+            let opener = self.opener.as_ref().ok_or_else(|| io::Error::other("no source for the object"))?;
+            self.reader = Some(opener.open(run.0, run.1)?);
+            self.pos = run.0;
+        }
+        let mut nothing = io::empty();
+        let input: &mut dyn Read = match self.reader.as_mut() {
+            Some(r) if leaf.len > 0 => r.as_mut(),
+            _ => &mut nothing,
+        };
+        read_leaf(input, leaf, buf)?;
+        self.pos += leaf.len;
+        Ok(())
+    }
+}
+
+async fn open_located(
+    state: &Services,
+    located: &Located,
+    path: &[&str],
+    format: Format,
+    range: Option<(u64, u64)>,
+    with_body: bool,
+    count_to: Option<i64>,
+) -> AppResult<Content> {
+    let (len, runs) = {
+        let (len, plan) = Plan::make(located, path, format, range)?;
+        (len, plan.runs())
     };
     if !with_body {
         return Ok(Content { len, body: None });
     }
-    // The part of the object the body reads: the leaves it needs, in one range.
-    let (from, to) = match plan {
-        Plan::Bytes { start, end } if len > 0 => {
-            let covering: Vec<(u64, u64)> = index.leaves_covering(start, end).map(|l| (l.offset, l.offset + l.len)).collect();
-            match (covering.first(), covering.last()) {
-                (Some(first), Some(last)) => (first.0, last.1),
-                _ => return Err(AppError::internal("the block index does not cover the range")),
-            }
-        }
-        Plan::Bytes { .. } => (0, 0),
-        Plan::Car { reads, .. } => reads,
-        Plan::Raw => match raw_block(&index, block)? {
-            RootBlock::Leaf(leaf) => (leaf.offset, leaf.offset + leaf.len),
-            RootBlock::Node(_) => (0, 0),
-        },
-    };
-    let reader = if to > from {
-        // The local copy if the coordinator keeps one, else (or if it is
-        // gone meanwhile) the nodes holding replicas.
-        let kept = state.db.has_local_copy(cid).await?.unwrap_or(true);
+    let cid = located.root.to_string();
+    // The first span is opened here (a store that cannot be read is an
+    // error before the answer starts); the rest as the body gets to them.
+    // The local copy if the coordinator keeps one, else (or if it is gone
+    // meanwhile) the nodes holding replicas.
+    let mut source = Source { runs: runs.clone(), reader: None, pos: 0, opener: None };
+    if let Some(&(from, to)) = runs.first() {
+        let kept = state.db.has_local_copy(&cid).await?.unwrap_or(true);
         let local = if kept {
             let blobs = state.blobs.clone();
-            let key = cid.to_owned();
+            let key = cid.clone();
             tokio::task::spawn_blocking(move || blobs.open_range(&key, from, to - from))
                 .await
                 .map_err(AppError::internal)?
@@ -125,52 +289,41 @@ pub async fn open_object(
         } else {
             None
         };
-        match local {
-            Some(reader) => Some(reader),
-            None if kept && state.settings.keep_local_copy => {
-                return Err(AppError::storage(missing_object()));
+        let (reader, opener) = match local {
+            Some(reader) => (reader, Opener::Local(state.blobs.clone(), cid.clone())),
+            None if kept && state.settings.keep_local_copy => return Err(AppError::storage(missing_object())),
+            None => {
+                let reader = super::retrieve::open(state, &cid, located.index.clone(), from, to).await?;
+                (Box::new(reader) as Box<dyn Read + Send>, Opener::Remote(super::retrieve::opener(state, &cid, located.index.clone())))
             }
-            None => Some(Box::new(super::retrieve::open(state, cid, index.clone(), from, to).await?) as Box<dyn Read + Send>),
-        }
-    } else {
-        None
-    };
-    let root = crate::service::files::parse_cid(cid)?;
-    if index.root() != Some(&root) {
-        return Err(AppError::internal(format!("the block index of {root} names another root")));
-    }
-    let block = block.cloned();
-    let body = produce(state, count_to, len, move |out| {
-        let mut reader = reader;
-        let mut nothing = io::empty();
-        let input: &mut dyn Read = match reader.as_mut() {
-            Some(r) => r.as_mut(),
-            None => &mut nothing,
         };
+        source = Source { runs, reader: Some(reader), pos: from, opener: Some(opener) };
+    }
+    let index = located.index.clone();
+    let (start, target, path): (ContentCid, ContentCid, Vec<String>) =
+        (located.start.clone(), located.target.clone(), path.iter().map(|p| (*p).to_owned()).collect());
+    let (root, size, directory) = (located.root.clone(), located.size, located.directory);
+    let body = produce(state, count_to, len, move |out| {
+        let located = Located { index, root, start, target, directory, size };
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        let (_, plan) = Plan::make(&located, &path, format, range).map_err(|e| io::Error::other(e.message))?;
+        let mut source = source;
+        let mut buf = Vec::new();
         match plan {
-            Plan::Bytes { start, end } => {
-                if len == 0 {
-                    return Ok(());
-                }
-                let mut buf = Vec::new();
-                for leaf in index.leaves_covering(start, end) {
-                    read_leaf(input, leaf, &mut buf)?;
-                    let a = start.max(leaf.offset) - leaf.offset;
-                    let b = (end + 1).min(leaf.offset + leaf.len) - leaf.offset;
-                    out.write_all(&buf[a as usize..b as usize])?;
+            Plan::Bytes(parts) => {
+                for (leaf, from, to) in parts {
+                    source.read_leaf(leaf, &mut buf)?;
+                    out.write_all(&buf[from as usize..to as usize])?;
                 }
                 Ok(())
             }
-            Plan::Car { options, .. } => {
-                let plan = car_plan(&index, block.as_ref(), options).map_err(|e| io::Error::other(e.message))?;
-                let start = block.as_ref().unwrap_or(&root);
-                let mut car = CarWriter::new(start, out)?;
-                let mut buf = Vec::new();
+            Plan::Car(plan) => {
+                let mut car = CarWriter::new(&located.start, out)?;
                 for step in plan.steps {
                     match step {
                         Step::Node { cid, bytes } => car.block(cid, bytes)?,
                         Step::Leaf { span, write } => {
-                            read_leaf(input, span, &mut buf)?;
+                            source.read_leaf(span, &mut buf)?;
                             if write {
                                 car.block(span.cid, &buf)?;
                             }
@@ -179,48 +332,14 @@ pub async fn open_object(
                 }
                 Ok(())
             }
-            Plan::Raw => match raw_block(&index, block.as_ref()).map_err(|e| io::Error::other(e.message))? {
-                RootBlock::Node(bytes) => out.write_all(bytes),
-                RootBlock::Leaf(leaf) => {
-                    let mut buf = Vec::new();
-                    if leaf.len > 0 {
-                        read_leaf(input, leaf, &mut buf)?;
-                    }
-                    out.write_all(&buf)
-                }
-            },
+            Plan::Raw(RootBlock::Node(bytes)) => out.write_all(bytes),
+            Plan::Raw(RootBlock::Leaf(leaf)) => {
+                source.read_leaf(leaf, &mut buf)?;
+                out.write_all(&buf)
+            }
         }
     });
     Ok(Content { len, body: Some(body) })
-}
-
-/// The block a raw request serves: `block` of the DAG, or its root.
-fn raw_block<'a>(index: &'a BlockIndex, block: Option<&ContentCid>) -> AppResult<RootBlock<'a>> {
-    match block {
-        None => index.root_block().ok_or_else(|| AppError::internal("empty block index")),
-        Some(cid) => index.block(cid).ok_or_else(|| AppError::not_found("Block not found")),
-    }
-}
-
-/// Which blocks a CAR of `block` (the root when `None`) carries.
-fn car_plan<'a>(index: &'a BlockIndex, block: Option<&ContentCid>, options: CarOptions) -> AppResult<crate::content::CarPlan<'a>> {
-    let dag = Dag::of(index).map_err(|e| AppError::internal(format!("{e:?}")))?;
-    let start = match block {
-        Some(cid) => cid,
-        None => index.root().ok_or_else(|| AppError::internal("empty block index"))?,
-    };
-    dag.plan(start, options).map_err(|e| match e {
-        PlanError::NotInDag => AppError::not_found("Block not found"),
-        PlanError::OutOfRange => AppError::bad_request("entity-bytes starts past the end of the file"),
-        PlanError::Broken(why) => AppError::internal(format!("block index of {start}: {why}")),
-    })
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Plan {
-    Bytes { start: u64, end: u64 },
-    Car { options: CarOptions, reads: (u64, u64) },
-    Raw,
 }
 
 fn missing_object() -> io::Error {

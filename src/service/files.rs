@@ -87,87 +87,226 @@ pub(crate) fn over_quota() -> AppError {
     AppError::too_large("Storage quota exceeded").of_kind(ErrorKind::Quota)
 }
 
-/// Streams a file's bytes into the importer and a staging object, on the
-/// blocking pool, with memory bounded by a few chunks. Nothing is visible
-/// until `commit`; dropping the result (or any error) leaves nothing behind.
-pub async fn ingest<S>(state: &Services, who: &Principal, mut body: S) -> AppResult<Ingested>
-where
-    S: Stream<Item = AppResult<Bytes>> + Unpin,
-{
-    let max = state.settings.max_file_bytes.max(0) as u64;
-    let room = (state.settings.user_quota_bytes - state.db.space_used(who.user_id).await?).max(0) as u64;
-    let (tx, rx) = mpsc::channel::<Option<Bytes>>(8);
-    let staged = {
-        let blobs = state.blobs.clone();
-        tokio::task::spawn_blocking(move || blobs.stage())
-    }
-    .await
-    .map_err(AppError::internal)?
-    .map_err(AppError::storage)?;
-    let mut worker = tokio::task::spawn_blocking(move || import_worker(staged, rx));
+/// The type a folder is listed with.
+pub const FOLDER_MIME: &str = "inode/directory";
 
-    let mut size: u64 = 0;
-    let mut worker_ended = false;
-    let outcome = loop {
-        match body.next().await {
-            None => break Ok(()),
-            Some(Err(e)) => break Err(e),
-            Some(Ok(bytes)) => {
-                size += bytes.len() as u64;
-                if size > max {
-                    break Err(too_large());
-                }
-                if size > room {
-                    break Err(over_quota());
-                }
-                if tx.send(Some(bytes)).await.is_err() {
-                    // The worker failed (a full disk, the store out of reach): its error says why.
-                    worker_ended = true;
-                    break Err(match (&mut worker).await {
-                        Ok(Err(e)) => AppError::storage(e),
-                        Ok(Ok(_)) => AppError::internal("import worker stopped"),
-                        Err(e) => AppError::internal(e),
-                    });
-                }
+/// Most files one upload may hold (a folder's).
+pub const MAX_UPLOAD_FILES: usize = 10_000;
+
+/// What the import worker is fed: a file starts, its bytes, it ends; or
+/// the upload is complete.
+enum Feed {
+    Begin,
+    Bytes(Bytes),
+    End,
+    Done,
+}
+
+type IntakeResult = std::io::Result<(Box<dyn Staged>, Vec<content::Imported>)>;
+
+/// An upload of one file or several (a folder) coming in: every file's
+/// bytes go one after the other into one staging object and each through
+/// its own importer, on the blocking pool, with memory bounded by a few
+/// chunks. Nothing is visible until `commit`; dropping it (or any error)
+/// leaves nothing behind.
+pub struct Intake {
+    tx: mpsc::Sender<Feed>,
+    worker: tokio::task::JoinHandle<IntakeResult>,
+    size: u64,
+    max: u64,
+    room: u64,
+    files: usize,
+    blobs: Arc<dyn crate::store::blobs::BlobStore>,
+}
+
+impl Intake {
+    pub async fn begin(state: &Services, who: &Principal) -> AppResult<Self> {
+        let max = state.settings.max_file_bytes.max(0) as u64;
+        let room = (state.settings.user_quota_bytes - state.db.space_used(who.user_id).await?).max(0) as u64;
+        let staged = {
+            let blobs = state.blobs.clone();
+            tokio::task::spawn_blocking(move || blobs.stage())
+        }
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::storage)?;
+        let (tx, rx) = mpsc::channel::<Feed>(8);
+        let worker = tokio::task::spawn_blocking(move || intake_worker(staged, rx));
+        Ok(Self { tx, worker, size: 0, max, room, files: 0, blobs: state.blobs.clone() })
+    }
+
+    /// Hands one chunk to the worker; its error if it has stopped.
+    async fn feed(&mut self, item: Feed) -> AppResult<()> {
+        if self.tx.send(item).await.is_ok() {
+            return Ok(());
+        }
+        // The worker failed (a full disk, the store out of reach): its error says why.
+        Err(match (&mut self.worker).await {
+            Ok(Err(e)) => AppError::storage(e),
+            Ok(Ok(_)) => AppError::internal("import worker stopped"),
+            Err(e) => AppError::internal(e),
+        })
+    }
+
+    /// Streams the next file in (the whole upload within the size limit and the account's room).
+    pub async fn add<S>(&mut self, mut body: S) -> AppResult<()>
+    where
+        S: Stream<Item = AppResult<Bytes>> + Unpin,
+    {
+        if self.files == MAX_UPLOAD_FILES {
+            return Err(AppError::bad_request(format!("Too many files in one upload (at most {MAX_UPLOAD_FILES})")));
+        }
+        self.files += 1;
+        self.feed(Feed::Begin).await?;
+        while let Some(bytes) = body.next().await {
+            let bytes = bytes?;
+            self.size += bytes.len() as u64;
+            if self.size > self.max {
+                return Err(too_large());
             }
-        }
-    };
-    match outcome {
-        Ok(()) => {
-            let _ = tx.send(None).await;
-            drop(tx);
-            let (staged, imported, car_cid) = worker.await.map_err(AppError::internal)?.map_err(AppError::storage)?;
-            let index = content::BlockIndex::of(&imported).encode();
-            Ok(Ingested { staged, cid: imported.root, car_cid, size: imported.size, index })
-        }
-        Err(e) => {
-            drop(tx); // the worker sees the channel close without an end mark and discards
-            if !worker_ended {
-                let _ = worker.await;
+            if self.size > self.room {
+                return Err(over_quota());
             }
-            Err(e)
+            self.feed(Feed::Bytes(bytes)).await?;
         }
+        self.feed(Feed::End).await
+    }
+
+    /// The upload as content: one file given without a folder (`paths` a
+    /// single name without `/`) is that file, byte-identical to
+    /// `ipfs-car pack --no-wrap`; anything else is a folder, its files at
+    /// their `paths` (in the order they came), byte-identical to
+    /// `ipfs-car pack <dir>`. The staged bytes are put in the folder's
+    /// order first if they did not come in it.
+    pub async fn finish(mut self, paths: Vec<String>) -> AppResult<(Ingested, Option<Folder>)> {
+        self.feed(Feed::Done).await?;
+        drop(self.tx);
+        let (staged, imported) = self.worker.await.map_err(AppError::internal)?.map_err(AppError::storage)?;
+        if imported.len() != paths.len() {
+            return Err(AppError::internal("files and paths do not match"));
+        }
+        let single = paths.len() == 1 && !paths[0].contains('/');
+        let blobs = self.blobs.clone();
+        if !single {
+            check_paths(&paths)?;
+        }
+        let work = tokio::task::spawn_blocking(move || -> Result<(Ingested, Option<Folder>), AppError> {
+            let mut staged = staged;
+            if single {
+                let file = imported.into_iter().next().ok_or_else(|| AppError::internal("no file"))?;
+                let car_cid = content::car_cid_of(&file, staged.read_back().map_err(AppError::storage)?).map_err(AppError::storage)?;
+                let index = content::BlockIndex::of(&file).encode();
+                return Ok((Ingested { staged, cid: file.root, car_cid, size: file.size, index }, None));
+            }
+            // ipfs-car's order of the files (paths as JavaScript sorts them);
+            // the bytes are moved into it if they came in another.
+            let mut order: Vec<usize> = (0..paths.len()).collect();
+            order.sort_by(|&a, &b| content::js_order(&paths[a], &paths[b]));
+            let mut at = Vec::with_capacity(imported.len());
+            let mut offset = 0u64;
+            for file in &imported {
+                at.push(offset);
+                offset += file.size;
+            }
+            if order.iter().enumerate().any(|(k, &i)| k != i) {
+                let fresh = blobs.stage().map_err(AppError::storage)?;
+                staged = reorder(staged, fresh, &order, &at, &imported).map_err(AppError::storage)?;
+            }
+            let mut base = 0u64;
+            let mut listed = Vec::with_capacity(order.len());
+            for &i in &order {
+                listed.push(content::FolderFile { path: &paths[i], imported: &imported[i], base });
+                base += imported[i].size;
+            }
+            let folder = content::folder(&listed).map_err(|e| AppError::bad_request(format!("Invalid folder: {e}")))?;
+            let car_cid = content::car_cid_of(&folder, staged.read_back().map_err(AppError::storage)?).map_err(AppError::storage)?;
+            let index = content::BlockIndex::of(&folder).encode();
+            let info = Folder { files: paths.len() as i64, name: common_folder(&paths) };
+            Ok((Ingested { staged, cid: folder.root, car_cid, size: folder.size, index }, Some(info)))
+        });
+        work.await.map_err(AppError::internal)?
     }
 }
 
-type WorkerResult = std::io::Result<(Box<dyn Staged>, content::Imported, ContentCid)>;
+/// A folder upload: how many files, and the folder they all sit in (its name), if one.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    pub files: i64,
+    pub name: Option<String>,
+}
 
-fn import_worker(mut staged: Box<dyn Staged>, mut rx: mpsc::Receiver<Option<Bytes>>) -> WorkerResult {
-    let mut importer = Importer::new(Params::IPFS_CAR, true);
+/// The last part of the deepest folder every path is in.
+fn common_folder(paths: &[String]) -> Option<String> {
+    let split: Vec<Vec<&str>> = paths.iter().map(|p| p.split('/').collect()).collect();
+    let first = split.first()?;
+    let mut n = first.len() - 1;
+    for parts in &split[1..] {
+        n = n.min(parts.len() - 1);
+        n = (0..n).find(|&k| parts[k] != first[k]).unwrap_or(n);
+    }
+    n.checked_sub(1).map(|last| first[last].to_owned())
+}
+
+/// Each path of a folder upload: relative, no empty, `.` or `..` part, no
+/// control character, parts of at most 255 bytes.
+fn check_paths(paths: &[String]) -> AppResult<()> {
+    for path in paths {
+        let bad = |why: &str| AppError::bad_request(format!("Invalid file path {:?}: {why}", path.chars().take(100).collect::<String>()));
+        if path.chars().any(char::is_control) {
+            return Err(bad("control characters"));
+        }
+        if path.len() > 4096 {
+            return Err(bad("longer than 4096 bytes"));
+        }
+        let parts = content::path_parts(path).map_err(|_| bad("not a relative path of a file"))?;
+        if parts.iter().any(|p| p.len() > 255) {
+            return Err(bad("a name longer than 255 bytes"));
+        }
+    }
+    Ok(())
+}
+
+/// `fresh` (a new staging object) with the files' bytes (file `i` at
+/// `at[i]` in `staged`) in `order`.
+fn reorder(
+    mut staged: Box<dyn Staged>,
+    mut fresh: Box<dyn Staged>,
+    order: &[usize],
+    at: &[u64],
+    files: &[content::Imported],
+) -> std::io::Result<Box<dyn Staged>> {
+    for &i in order {
+        let mut part = staged.read_range(at[i], files[i].size)?;
+        let copied = std::io::copy(&mut part, &mut fresh)?;
+        if copied != files[i].size {
+            return Err(std::io::Error::other("a staged file is cut short"));
+        }
+    }
+    fresh.flush()?;
+    Ok(fresh)
+}
+
+fn intake_worker(mut staged: Box<dyn Staged>, mut rx: mpsc::Receiver<Feed>) -> IntakeResult {
+    let mut done = Vec::new();
+    let mut current: Option<Importer> = None;
     loop {
         match rx.blocking_recv() {
-            Some(Some(bytes)) => {
+            Some(Feed::Begin) => current = Some(Importer::new(Params::IPFS_CAR, true)),
+            Some(Feed::Bytes(bytes)) => {
+                let importer = current.as_mut().ok_or_else(|| std::io::Error::other("bytes outside a file"))?;
                 staged.write_all(&bytes)?;
                 importer.write(&bytes, &mut |_| {});
             }
-            Some(None) => break,
+            Some(Feed::End) => {
+                let importer = current.take().ok_or_else(|| std::io::Error::other("a file ended twice"))?;
+                done.push(importer.finish(&mut |_| {}));
+            }
+            Some(Feed::Done) => break,
             None => return Err(std::io::Error::other("upload aborted")),
         }
     }
     staged.flush()?;
-    let imported = importer.finish(&mut |_| {});
-    let car_cid = content::car_cid_of(&imported, staged.read_back()?)?;
-    Ok((staged, imported, car_cid))
+    Ok((staged, done))
 }
 
 /// Makes an ingested file visible: the object is put in place (without any
@@ -176,7 +315,7 @@ fn import_worker(mut staged: Box<dyn Staged>, mut rx: mpsc::Receiver<Option<Byte
 /// instance's orphan sweep, may have removed it meanwhile: it is put back)
 /// and the rows commit (quota checked in the same transaction); only then
 /// is the upload acknowledged.
-pub async fn commit(state: &Services, who: &Principal, ingested: Ingested, name: &str, mime: &str) -> AppResult<Uploaded> {
+pub async fn commit(state: &Services, who: &Principal, ingested: Ingested, name: &str, mime: &str, folder: Option<&Folder>) -> AppResult<Uploaded> {
     let Ingested { mut staged, cid, car_cid, size, index } = ingested;
     let cid = cid.to_string();
     let car_cid = car_cid.to_string();
@@ -201,6 +340,7 @@ pub async fn commit(state: &Services, who: &Principal, ingested: Ingested, name:
         size: size as i64,
         now: state.clock.now_ms(),
         block_index: &index,
+        folder_files: folder.map(|f| f.files),
     };
     let inserted = match state.db.insert_file(&row, state.settings.user_quota_bytes).await {
         Ok(inserted) => inserted,
@@ -272,8 +412,8 @@ pub(crate) async fn remove_object(state: &Services, cid: &str) -> AppResult<()> 
 /// service, so the store knows nothing of the models).
 impl From<FileRow> for crate::model::FileView {
     fn from(r: FileRow) -> Self {
-        let FileRow { id, name, cid, car_cid, mime, size, uploaded_at, replicas, public: _ } = r;
-        Self { id, name, cid, car_cid, mime, size, uploaded_at, replicas, wanted: 0, share_url: None }
+        let FileRow { id, name, cid, car_cid, mime, size, uploaded_at, replicas, public: _, folder_files } = r;
+        Self { id, name, cid, car_cid, mime, size, uploaded_at, replicas, wanted: 0, share_url: None, folder_files }
     }
 }
 
@@ -324,11 +464,39 @@ pub async fn download_link(state: &Services, who: &Principal, cid: &str) -> AppR
     let cid = parse_cid(cid)?.to_string();
     let file = state.db.file_by_cid(who.user_id, &cid).await?.ok_or_else(not_stored)?;
     let token = state.tokens.issue_download(&who.token_account(), &cid, state.settings.download_link_ttl_secs)?;
+    // A folder has no bytes of its own: its link gives it as a CAR.
+    let format = if file.folder_files.is_some() { "&format=car" } else { "" };
     Ok(format!(
-        "{}/ipfs/{cid}?filename={}&token={token}",
+        "{}/ipfs/{cid}?filename={}&token={token}{format}",
         public_base(state),
         crate::util::percent_encode(&file.name)
     ))
+}
+
+/// A signed link to the file at `path` (names, `/`-separated) in the
+/// account's folder `cid`; with `car`, to that folder (or file) as a CAR.
+pub async fn download_link_at(state: &Services, who: &Principal, cid: &str, path: &str, car: bool) -> AppResult<String> {
+    let cid = parse_cid(cid)?.to_string();
+    state.db.file_by_cid(who.user_id, &cid).await?.ok_or_else(not_stored)?;
+    let token = state.tokens.issue_download(&who.token_account(), &cid, state.settings.download_link_ttl_secs)?;
+    let encoded: Vec<String> = path.split('/').filter(|p| !p.is_empty()).map(crate::util::percent_encode).collect();
+    let rest = if encoded.is_empty() { String::new() } else { format!("/{}", encoded.join("/")) };
+    let format = if car { "&format=car" } else { "" };
+    Ok(format!("{}/ipfs/{cid}{rest}?token={token}{format}", public_base(state)))
+}
+
+/// The entries of the account's folder `cid` at `path`: name, bytes, and
+/// whether each is a folder (names in the order the folder lists them).
+pub async fn folder_entries(state: &Services, who: &Principal, cid: &str, path: &str) -> AppResult<(FileRow, Vec<(String, u64, bool)>)> {
+    let cid = parse_cid(cid)?.to_string();
+    let file = state.db.file_by_cid(who.user_id, &cid).await?.ok_or_else(not_stored)?;
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let located = super::download::locate_object(state, &cid, file.size.max(0) as u64, None, &parts).await?;
+    if !located.directory {
+        return Err(AppError::bad_request("Not a folder"));
+    }
+    let entries = super::download::entries(&located)?.into_iter().map(|(name, _, size, dir)| (name, size, dir)).collect();
+    Ok((file, entries))
 }
 
 /// What a valid download link opens.

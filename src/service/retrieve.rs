@@ -237,11 +237,46 @@ pub async fn open(state: &Services, cid: &str, index: Arc<BlockIndex>, from: u64
     }
 }
 
+/// Opens more spans of one object from the network, from a blocking
+/// thread (a folder's files are read where each one is).
+pub struct Opener {
+    retriever: Retriever,
+    runtime: tokio::runtime::Handle,
+    cid: String,
+    index: Arc<BlockIndex>,
+}
+
+/// An [`Opener`] of `cid`'s spans (made on the runtime).
+pub fn opener(state: &Services, cid: &str, index: Arc<BlockIndex>) -> Opener {
+    Opener { retriever: Retriever::of(state), runtime: tokio::runtime::Handle::current(), cid: cid.to_owned(), index }
+}
+
+impl Opener {
+    /// Bytes `from..to` of the object, as [`open`] gives them; blocks this
+    /// thread (never call it on the runtime) until a node connects.
+    pub fn open_blocking(&self, from: u64, to: u64) -> io::Result<NetworkReader> {
+        let mut reader = NetworkReader::with(self.retriever.clone(), self.runtime.clone(), &self.cid, self.index.clone(), from, to)
+            .map_err(|e| io::Error::other(e.message))?;
+        let first = self
+            .runtime
+            .block_on(reader.retriever.connect(&reader.cid, &reader.root, &mut reader.tried))
+            .map_err(|e| io::Error::other(e.message))?
+            .ok_or_else(|| io::Error::other("Content temporarily unavailable"))?;
+        let blobs = reader.retriever.blobs.clone();
+        reader.use_source(first, &*blobs)?;
+        Ok(reader)
+    }
+}
+
 impl NetworkReader {
     fn new(state: &Services, cid: &str, index: Arc<BlockIndex>, from: u64, to: u64) -> AppResult<Self> {
+        Self::with(Retriever::of(state), tokio::runtime::Handle::current(), cid, index, from, to)
+    }
+
+    fn with(retriever: Retriever, runtime: tokio::runtime::Handle, cid: &str, index: Arc<BlockIndex>, from: u64, to: u64) -> AppResult<Self> {
         Ok(NetworkReader {
-            retriever: Retriever::of(state),
-            runtime: tokio::runtime::Handle::current(),
+            retriever,
+            runtime,
             cid: cid.to_owned(),
             root: crate::content::parse_cid(cid).map_err(AppError::internal)?,
             index,

@@ -653,7 +653,7 @@ async fn finish(state: &Services, who: &Principal, row: &UploadRow) -> AppResult
     .map_err(AppError::internal)?
     .map_err(AppError::storage)?;
     drop(imported);
-    let uploaded = files::commit(state, who, ingested, &row.name, &row.mime).await?;
+    let uploaded = files::commit(state, who, ingested, &row.name, &row.mime, None).await?;
     state.db.finish_upload(&row.id, &uploaded.cid, &uploaded.car_cid).await?;
     remove_parts(state, row).await;
     Ok(uploaded)
@@ -716,6 +716,11 @@ impl Staged for InStore {
         let reader = self.blobs.open_range(&self.key, 0, self.size)?;
         let inner = reader.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the completed upload is missing"))?;
         Ok(Box::new(Checked { inner, leaves: &self.leaves, next: 0, hasher: sha2::Sha256::new(), filled: 0 }))
+    }
+
+    fn read_range(&mut self, _: u64, _: u64) -> io::Result<Box<dyn Read + '_>> {
+        // A resumable upload is one file, read back from its start only.
+        Err(io::Error::new(io::ErrorKind::Unsupported, "a resumable upload is read back whole"))
     }
 
     fn commit(&mut self, key: &str) -> io::Result<()> {

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 pub trait Staged: Write + Send {
     /// Reads back what was written so far, from the start.
     fn read_back(&mut self) -> io::Result<Box<dyn Read + '_>>;
+    /// Reads back `len` bytes written from `from`.
+    fn read_range(&mut self, from: u64, len: u64) -> io::Result<Box<dyn Read + '_>>;
     /// Makes the bytes durable and visible under `key` (if an object with
     /// that key exists already, it is identical content and stays). The
     /// staged bytes are kept until this is dropped, so it can be done again
@@ -265,6 +267,13 @@ impl StagingFile {
     pub(crate) fn reader(&self) -> io::Result<impl Read + Send + 'static> {
         Ok(io::BufReader::with_capacity(1 << 20, File::open(&self.path)?))
     }
+
+    /// `len` bytes from `from`.
+    pub(crate) fn range_reader(&self, from: u64, len: u64) -> io::Result<impl Read + Send + 'static> {
+        let mut file = File::open(&self.path)?;
+        io::Seek::seek(&mut file, io::SeekFrom::Start(from))?;
+        Ok(io::BufReader::with_capacity(1 << 20, file).take(len))
+    }
 }
 
 impl StagingFile {
@@ -319,6 +328,10 @@ impl Write for LocalStaged {
 impl Staged for LocalStaged {
     fn read_back(&mut self) -> io::Result<Box<dyn Read + '_>> {
         Ok(Box::new(self.staging.reader()?))
+    }
+
+    fn read_range(&mut self, from: u64, len: u64) -> io::Result<Box<dyn Read + '_>> {
+        Ok(Box::new(self.staging.range_reader(from, len)?))
     }
 
     fn commit(&mut self, key: &str) -> io::Result<()> {

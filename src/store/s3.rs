@@ -159,6 +159,10 @@ impl Staged for S3Staged {
         Ok(Box::new(self.staging.reader()?))
     }
 
+    fn read_range(&mut self, from: u64, len: u64) -> io::Result<Box<dyn Read + '_>> {
+        Ok(Box::new(self.staging.range_reader(from, len)?))
+    }
+
     fn commit(&mut self, key: &str) -> io::Result<()> {
         let location = object_path(&self.prefix, key)?;
         let store = self.store.clone();

@@ -222,46 +222,74 @@ async fn small_field(mut field: multer::Field<'_>) -> AppResult<String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Walks the parts, ingests the file, then commits it under its name.
+/// Walks the parts, takes in the file (or a folder's files: several
+/// `file` parts, or one whose file name is a path), then commits it under
+/// its name.
 async fn upload_parts(state: &AppState, who: &Principal, parts: &mut Multipart<'_>) -> AppResult<files::Uploaded> {
-    let mut ingested = None;
-    let mut part_name = String::new();
+    let mut intake: Option<files::Intake> = None;
+    let mut paths = Vec::new();
     let mut mime = None;
     let mut name = None;
     let mut count = 0;
     while let Some(field) = parts.next_field().await.map_err(malformed)? {
-        count += 1;
-        if count > MAX_PARTS {
-            return Err(AppError::bad_request("Too many fields in the upload"));
-        }
         match field.name() {
             Some("file") => {
-                if ingested.is_some() {
-                    return Err(AppError::bad_request("Only one file per upload"));
-                }
-                part_name = files::clean_name(field.file_name().unwrap_or_default());
-                if part_name.is_empty() {
+                let raw = field.file_name().unwrap_or_default().to_owned();
+                // No name, or one that is only a directory (`dir/`): no file.
+                if files::clean_name(&raw).is_empty() {
+                    // A form's file input left empty (`filename=""`, no bytes;
+                    // the page without JavaScript sends both of its inputs).
+                    if raw.is_empty() && field.file_name().is_some() && small_field(field).await?.is_empty() {
+                        continue;
+                    }
                     return Err(no_file());
                 }
-                mime = field.content_type().map(|m| m.essence_str().to_owned());
-                ingested = Some(files::ingest(state, who, field.map(|piece| piece.map_err(malformed))).await?);
-            }
-            Some("name") | Some("filename") => {
-                let cleaned = files::clean_name(&small_field(field).await?);
-                if !cleaned.is_empty() {
-                    name = Some(cleaned);
+                if paths.is_empty() {
+                    mime = field.content_type().map(|m| m.essence_str().to_owned());
                 }
+                if intake.is_none() {
+                    intake = Some(files::Intake::begin(state, who).await?);
+                }
+                if let Some(intake) = intake.as_mut() {
+                    intake.add(field.map(|piece| piece.map_err(malformed))).await?;
+                }
+                paths.push(raw);
             }
-            // Other parts are read (within the same limits) and ignored.
-            _ => {
-                small_field(field).await?;
+            other => {
+                count += 1;
+                if count > MAX_PARTS {
+                    return Err(AppError::bad_request("Too many fields in the upload"));
+                }
+                if matches!(other, Some("name") | Some("filename")) {
+                    let cleaned = files::clean_name(&small_field(field).await?);
+                    if !cleaned.is_empty() {
+                        name = Some(cleaned);
+                    }
+                } else {
+                    // Other parts are read (within the same limits) and ignored.
+                    small_field(field).await?;
+                }
             }
         }
     }
-    let ingested = ingested.ok_or_else(no_file)?;
-    let name = name.unwrap_or(part_name);
-    let mime = files::mime_for(mime.as_deref(), &name);
-    files::commit(state, who, ingested, &name, &mime).await
+    let intake = intake.ok_or_else(no_file)?;
+    let single = paths.len() == 1 && !paths[0].contains('/');
+    let part_name = if single { files::clean_name(&paths[0]) } else { String::new() };
+    if single && part_name.is_empty() {
+        return Err(no_file());
+    }
+    let (ingested, folder) = intake.finish(paths).await?;
+    match folder {
+        None => {
+            let name = name.unwrap_or(part_name);
+            let mime = files::mime_for(mime.as_deref(), &name);
+            files::commit(state, who, ingested, &name, &mime, None).await
+        }
+        Some(folder) => {
+            let name = name.or(folder.name.clone()).unwrap_or_else(|| format!("{} files", folder.files));
+            files::commit(state, who, ingested, &name, files::FOLDER_MIME, Some(&folder)).await
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub struct FileRow {
     pub replicas: i64,
     /// 1 while its owner shares it (`/share_file`).
     pub public: i64,
+    /// How many files the folder holds; `None` for a single file.
+    pub folder_files: Option<i64>,
 }
 
 /// What a new file row needs.
@@ -31,6 +33,8 @@ pub struct NewFile<'a> {
     pub now: i64,
     /// The object's block index (`content::BlockIndex`, encoded).
     pub block_index: &'a [u8],
+    /// How many files, for a folder.
+    pub folder_files: Option<i64>,
 }
 
 pub enum InsertFile {
@@ -87,7 +91,7 @@ impl Db {
             .execute(&mut *tx)
             .await?;
             sqlx::query(
-                "INSERT INTO files (user_id, cid, name, mime, size, uploaded_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO files (user_id, cid, name, mime, size, uploaded_at, folder_files) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(f.user_id)
             .bind(f.cid)
@@ -95,6 +99,7 @@ impl Db {
             .bind(f.mime)
             .bind(f.size)
             .bind(f.now)
+            .bind(f.folder_files)
             .execute(&mut *tx)
             .await?;
             let used: i64 = sqlx::query(
@@ -126,7 +131,7 @@ impl Db {
     pub async fn list_files(&self, user_id: i64) -> Result<Vec<FileRow>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at, f.public, \
+                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at, f.public, f.folder_files, \
                    (SELECT COUNT(*) FROM placements p WHERE p.cid = f.cid AND p.state = 'stored') AS replicas \
                  FROM files f JOIN blobs b ON b.cid = f.cid \
                  WHERE f.user_id = $1 ORDER BY f.uploaded_at DESC, f.id DESC",
@@ -154,7 +159,7 @@ impl Db {
     pub async fn public_file(&self, cid: &str) -> Result<Option<(i64, FileRow)>, sqlx::Error> {
         with_pool!(self, pool => {
             let row = sqlx::query(
-                "SELECT f.user_id, f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at \
+                "SELECT f.user_id, f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at, f.folder_files \
                  FROM files f JOIN blobs b ON b.cid = f.cid \
                  WHERE f.cid = $1 AND f.public = 1 ORDER BY f.uploaded_at, f.id LIMIT 1",
             )
@@ -172,6 +177,7 @@ impl Db {
                     uploaded_at: r.get(7),
                     replicas: 0,
                     public: 1,
+                    folder_files: r.get(8),
                 };
                 (r.get(0), file)
             }))
@@ -242,7 +248,7 @@ impl Db {
     pub async fn file_by_cid(&self, user_id: i64, cid: &str) -> Result<Option<FileRow>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at, f.public, \
+                "SELECT f.id, f.name, f.cid, b.car_cid, f.mime, f.size, f.uploaded_at, f.public, f.folder_files, \
                    (SELECT COUNT(*) FROM placements p WHERE p.cid = f.cid AND p.state = 'stored') AS replicas \
                  FROM files f JOIN blobs b ON b.cid = f.cid \
                  WHERE f.user_id = $1 AND f.cid = $2 ORDER BY f.uploaded_at DESC, f.id DESC LIMIT 1",
