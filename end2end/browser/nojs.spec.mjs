@@ -1,6 +1,7 @@
 // With JavaScript turned off every form is a plain HTML form post: register,
-// log in, upload and delete work, and a refused submission comes back to the
-// page with the error shown next to the form.
+// log in, upload (a file, or several as a folder), share and delete work, and
+// a refused submission comes back to the page with the error shown next to
+// the form.
 import { test, expect } from '@playwright/test';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -65,4 +66,37 @@ test('upload, list and delete a file; a too large file is refused on the page', 
   await row.getByRole('button', { name: 'Delete' }).click();
   await expect(page).toHaveURL(/\/files\??$/); // a plain post returns to the page it came from
   await expect(page.getByText('No files yet')).toBeVisible();
+});
+
+test('share and stop sharing a file, and upload a folder of several files, without any script', async ({ page, request }) => {
+  const user = await registerByApi(page, newUser('njs'));
+  await page.goto('/login?next=/files');
+  await fillLogin(page, user);
+  await expect(page).toHaveURL(/\/files\??$/);
+
+  const bytes = randomBytes(5000);
+  const file = tempFile('shared plain.bin', bytes);
+  const expected = JSON.parse(execFileSync(BIN, ['cid', file], { encoding: 'utf8' }));
+  await page.getByLabel('File').setInputFiles(file);
+  await page.getByRole('button', { name: 'Upload' }).click();
+  await expect(page).toHaveURL(/\/files\??$/);
+  const row = page.locator(`tr[data-cid="${expected.cid}"]`);
+  await row.getByRole('button', { name: 'Share', exact: true }).click();
+  await expect(page).toHaveURL(/\/files\??$/);
+  const link = row.locator('.share-url');
+  await expect(link).toHaveText(new RegExp(`/ipfs/${expected.cid}$`));
+  const got = await request.get(await link.getAttribute('href'));
+  expect(got.status()).toBe(200);
+  expect(Buffer.from(await got.body()).equals(bytes)).toBe(true);
+  await row.getByRole('button', { name: 'Stop sharing' }).click();
+  await expect(row.locator('.share-url')).toHaveCount(0);
+  expect((await request.get(`/ipfs/${expected.cid}`)).status()).toBe(404);
+
+  // several files chosen at once: one folder of them (a plain multipart post)
+  await page.getByLabel('File').setInputFiles([tempFile('first.txt', 'one'), tempFile('second.txt', 'two')]);
+  await page.getByRole('button', { name: 'Upload' }).click();
+  await expect(page).toHaveURL(/\/files\??$/);
+  const folder = page.locator('tr', { hasText: 'Folder, 2 files' });
+  await expect(folder).toHaveCount(1);
+  await expect(folder.locator('td.name')).toHaveText('2 files/');
 });
