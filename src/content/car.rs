@@ -40,6 +40,14 @@ pub fn car_header_of(cid: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Bytes a block takes in a CAR: its varint frame length, CID and data.
+pub(super) fn framed_len(cid: &ContentCid, data_len: u64) -> u64 {
+    let n = cid.as_bytes().len() as u64 + data_len;
+    let mut v = Vec::new();
+    put(&mut v, n);
+    v.len() as u64 + n
+}
+
 /// Writes CAR bytes to `out`.
 pub struct CarWriter<W: Write> {
     out: W,

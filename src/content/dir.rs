@@ -50,6 +50,18 @@ pub fn path_parts(path: &str) -> Result<Vec<&str>, String> {
     Ok(parts)
 }
 
+/// How many leading directories all these paths (split into parts, the
+/// file's name last) share: the depth of the deepest folder every file is in.
+pub fn common_depth<'a, 'b: 'a>(mut paths: impl Iterator<Item = &'a [&'b str]>) -> usize {
+    let Some(first) = paths.next() else { return 0 };
+    let mut n = first.len().saturating_sub(1);
+    for parts in paths {
+        n = n.min(parts.len().saturating_sub(1));
+        n = (0..n).find(|&k| parts[k] != first[k]).unwrap_or(n);
+    }
+    n
+}
+
 /// Orders strings as JavaScript's `<` does: by UTF-16 code units.
 pub fn js_order(a: &str, b: &str) -> std::cmp::Ordering {
     a.encode_utf16().cmp(b.encode_utf16())
@@ -84,17 +96,7 @@ pub fn folder(files: &[FolderFile<'_>]) -> Result<Imported, String> {
     }
     // The deepest directory every file is in goes (ipfs-car names files
     // relative to it).
-    let common = match split.first() {
-        None => 0,
-        Some((first, _)) => {
-            let mut n = first.len() - 1;
-            for (parts, _) in &split[1..] {
-                n = n.min(parts.len() - 1);
-                n = (0..n).find(|&k| parts[k] != first[k]).unwrap_or(n);
-            }
-            n
-        }
-    };
+    let common = common_depth(split.iter().map(|(parts, _)| parts.as_slice()));
     let mut order: Vec<(String, Vec<&str>, usize)> =
         split.into_iter().map(|(parts, i)| (parts[common..].join("/"), parts[common..].to_vec(), i)).collect();
     order.sort_by(|a, b| js_order(&a.0, &b.0));

@@ -90,12 +90,7 @@ impl BlockIndex {
     /// The length of the CAR (`car_header` of the root, then every block framed).
     pub fn car_len(&self) -> u64 {
         let Some(root) = self.root() else { return 0 };
-        let framed = |cid: &ContentCid, data_len: u64| {
-            let n = cid.as_bytes().len() as u64 + data_len;
-            let mut v = Vec::new();
-            put(&mut v, n);
-            v.len() as u64 + n
-        };
+        let framed = super::car::framed_len;
         let blocks: u64 = self
             .blocks
             .iter()

@@ -40,7 +40,7 @@ pub use car::{car_cid_of, car_header, car_header_of, CarWriter, Sha256Writer};
 pub use car_reader::CarReader;
 pub use cids::{car_cid, identity_raw, parse_cid, ContentCid, CODEC_CAR, CODEC_DAG_PB, CODEC_RAW};
 pub use importer::{import_path, Block, Imported, Importer, PlannedBlock};
-pub use dir::{folder, hamt_slot, js_order, path_parts, FolderFile, SHARD_THRESHOLD};
+pub use dir::{common_depth, folder, hamt_slot, js_order, path_parts, FolderFile, SHARD_THRESHOLD};
 pub use index::{BlockIndex, LeafSpan, RootBlock};
 pub use layout::Link;
 pub use walk::{CarOptions, CarPlan, Dag, EntityBytes, PlanError, Scope, Step};

@@ -20,7 +20,6 @@ use super::cids::ContentCid;
 use super::dagpb;
 use super::importer::PlannedBlock;
 use super::index::{BlockIndex, LeafSpan};
-use super::varint::put;
 use std::collections::{HashMap, HashSet};
 
 /// `dag-scope`: how much of the DAG below the requested block.
@@ -620,12 +619,7 @@ impl<'a> Dag<'a> {
             }
         }
         runs.retain(|r| r.1 > r.0);
-        let framed = |cid: &ContentCid, data_len: u64| {
-            let n = cid.as_bytes().len() as u64 + data_len;
-            let mut v = Vec::new();
-            put(&mut v, n);
-            v.len() as u64 + n
-        };
+        let framed = super::car::framed_len;
         let blocks: u64 = kept
             .iter()
             .map(|s| match s {

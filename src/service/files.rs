@@ -238,13 +238,8 @@ pub struct Folder {
 /// The last part of the deepest folder every path is in.
 fn common_folder(paths: &[String]) -> Option<String> {
     let split: Vec<Vec<&str>> = paths.iter().map(|p| p.split('/').collect()).collect();
-    let first = split.first()?;
-    let mut n = first.len() - 1;
-    for parts in &split[1..] {
-        n = n.min(parts.len() - 1);
-        n = (0..n).find(|&k| parts[k] != first[k]).unwrap_or(n);
-    }
-    n.checked_sub(1).map(|last| first[last].to_owned())
+    let depth = content::common_depth(split.iter().map(Vec::as_slice));
+    depth.checked_sub(1).map(|last| split[0][last].to_owned())
 }
 
 /// Each path of a folder upload: relative, no empty, `.` or `..` part, no
