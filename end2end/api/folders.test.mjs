@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import * as dagPb from '@ipld/dag-pb';
 import {
   startServer, request, assertJson, newUserWithToken, uploadParts, fileList, downloadLink, dashboard, carBlocks,
-  cidString, parseCid, REPO_ROOT,
+  cidString, parseCid, ipfsCarPack, folderParts, REPO_ROOT,
 } from './harness.mjs';
 
 const MiB = 1024 * 1024;
@@ -34,28 +34,6 @@ before(async () => {
 after(async () => {
   await server?.stop();
 });
-
-/** `ipfs-car pack <dir>` of `files` ({path: bytes}) in a folder named `top`: { cid, carCid, car }. */
-function ipfsCarPack(files, top = 'folder') {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-pack-'));
-  try {
-    const dir = path.join(work, top);
-    fs.mkdirSync(dir);
-    for (const [rel, bytes] of Object.entries(files)) {
-      fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-      fs.writeFileSync(path.join(dir, rel), bytes);
-    }
-    const run = (args) => execFileSync(IPFS_CAR, args, { encoding: 'utf8' }).trim();
-    const cid = run(['pack', dir, '-o', path.join(work, 'out.car')]).split('\n').pop();
-    return { cid, carCid: run(['hash', path.join(work, 'out.car')]), car: fs.readFileSync(path.join(work, 'out.car')) };
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-  }
-}
-
-/** The file parts of a folder upload, each named by its path under `top`, in `order` (default: as given). */
-const folderParts = (files, top = 'folder', order = Object.keys(files)) =>
-  order.map((rel) => ({ name: 'file', filename: `${top}/${rel}`, data: files[rel] }));
 
 async function uploadFolder(files, opts = {}) {
   const res = await uploadParts(server, user.token, folderParts(files, opts.top, opts.order), { timeout: 120_000 });

@@ -355,6 +355,28 @@ export function ipfsCarCids(bytes) {
   }
 }
 
+/** `ipfs-car pack <dir>` of `files` ({path: bytes}) in a folder named `top`: { cid, carCid, car }. */
+export function ipfsCarPack(files, top = 'folder') {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-pack-'));
+  try {
+    const dir = path.join(work, top);
+    fs.mkdirSync(dir);
+    for (const [rel, bytes] of Object.entries(files)) {
+      fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+      fs.writeFileSync(path.join(dir, rel), bytes);
+    }
+    const run = (args) => execFileSync(path.join(REPO_ROOT, 'node_modules/.bin/ipfs-car'), args, { encoding: 'utf8' }).trim();
+    const cid = run(['pack', dir, '-o', path.join(work, 'out.car')]).split('\n').pop();
+    return { cid, carCid: run(['hash', path.join(work, 'out.car')]), car: fs.readFileSync(path.join(work, 'out.car')) };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** The file parts of a folder upload, each named by its path under `top`, in `order` (default: as given). */
+export const folderParts = (files, top = 'folder', order = Object.keys(files)) =>
+  order.map((rel) => ({ name: 'file', filename: `${top}/${rel}`, data: files[rel] }));
+
 // CAR and CID reading, to check what the gateway serves against ipfs-car's CAR.
 
 const B32 = 'abcdefghijklmnopqrstuvwxyz234567';

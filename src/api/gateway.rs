@@ -251,7 +251,7 @@ fn parse_range(headers: &HeaderMap, size: u64) -> Option<Result<(u64, u64), ()>>
     params(
         ("cid" = String, Path, description = "Root CID of a stored file; with `format=raw` or `car`, any block of its DAG; an identity CID (`bafkqaaa`, the probe) needs no token"),
         ("token" = Option<String>, Query, description = "The signature from /download_file; none for shared content (`/share_file`)"),
-        ("filename" = Option<String>, Query, description = "Name for Content-Disposition"),
+        ("filename" = Option<String>, Query, description = "Name for Content-Disposition (in a signed link, the file's: a block other than its root is then named by its CID)"),
         ("format" = Option<String>, Query, pattern = "^(car|raw)?$", description = "`car` (a CAR of the block and what is below it) or `raw` (the block); also chosen by `Accept: application/vnd.ipld.car` / `application/vnd.ipld.raw`. Empty, like every parameter below: as if absent"),
         ("dag-scope" = Option<String>, Query, pattern = "^(block|entity|all)?$", description = "CAR only: `block`, `entity` or `all` (the default)"),
         ("entity-bytes" = Option<String>, Query, pattern = "^(-?[0-9]{1,18}:(\\*|-?[0-9]{1,18}))?$", description = "CAR only: `from:to`, the blocks that verify that byte range (`to` may be `*`, negative counts from the end)"),
@@ -260,7 +260,7 @@ fn parse_range(headers: &HeaderMap, size: u64) -> Option<Result<(u64, u64), ()>>
         ("car-dups" = Option<String>, Query, pattern = "^(y|n)?$", description = "CAR only: `n` (the default, each block once) or `y`"),
     ),
     responses(
-        (status = 200, description = "The file's bytes, with Content-Type, Content-Disposition, Content-Length, ETag and Accept-Ranges; a CAR (`application/vnd.ipld.car; version=1; order=…; dups=…`) or a raw block; Content-Location when the variant came from Accept; HEAD gives the headers only"),
+        (status = 200, description = "The file's bytes, with Content-Type, Content-Disposition, Content-Length, ETag, Accept-Ranges, X-Ipfs-Path and X-Ipfs-Roots; a CAR (`application/vnd.ipld.car; version=1; order=…; dups=…`) or a raw block; Content-Location when the variant came from Accept; HEAD gives the headers only"),
         (status = 206, description = "One byte range (`Range: bytes=a-b`)"),
         (status = 304, description = "`If-None-Match` matched the ETag"),
         (status = 400, description = "Invalid CID, format or CAR parameter; entity-bytes past the end", body = super::Message),
@@ -304,7 +304,7 @@ async fn answer(
         ("cid" = String, Path, description = "Root CID of a stored folder (or a block of its DAG)"),
         ("path" = String, Path, description = "Names inside the folder, `/`-separated (`sub/dir/file.txt`)"),
         ("token" = Option<String>, Query, description = "The signature from /download_file; none for shared content"),
-        ("filename" = Option<String>, Query, description = "Ignored inside a folder: the file is named by its path"),
+        ("filename" = Option<String>, Query, description = "Name for Content-Disposition without a token; with one (the folder's name) ignored: the file is named by its path"),
         ("format" = Option<String>, Query, pattern = "^(car|raw)?$", description = "As for /ipfs/{cid}; a CAR carries the folder's nodes on the way first"),
     ),
     responses(
@@ -348,7 +348,8 @@ fn identity(cid: &str, data: Vec<u8>, binary: &[u8], format: Format, method: &Me
         .header(header::ETAG, etag)
         .header(header::VARY, "Accept")
         .header(header::CONTENT_LENGTH, body.len())
-        .header("x-ipfs-path", format!("/ipfs/{cid}"));
+        .header("x-ipfs-path", format!("/ipfs/{cid}"))
+        .header("x-ipfs-roots", cid);
     let body = if method == Method::HEAD { Body::empty() } else { Body::from(body) };
     response.body(body).map_err(AppError::internal)
 }
@@ -433,10 +434,12 @@ async fn serve(state: &AppState, cid: &str, path: &[&str], query: GatewayQuery, 
     if located.directory && format == Format::Bytes {
         return Err(AppError::bad_request("This is a folder: ask for a file in it (/ipfs/<cid>/<path>) or for format=car"));
     }
-    // The name given in the link is the file's: a block other than its
-    // root, or a file in a folder, is named by its CID or its path.
+    // `filename` names the response. In a signed link it is the file's
+    // name: a block other than its root, or a file in a folder, reached
+    // through that link is named by its CID or its path instead. Without a
+    // token the client chose it, and it names whatever is asked for.
     let inside = link.block.is_some() || !path.is_empty();
-    let given = query.filename.as_deref().map(files::clean_name).filter(|n| !n.is_empty() && !inside);
+    let given = query.filename.as_deref().map(files::clean_name).filter(|n| !n.is_empty() && (public || !inside));
     let size = located.size;
     let target = located.target.to_string();
     let asked = link.block.as_ref().map_or(file.cid.clone(), |b| b.to_string());
@@ -450,7 +453,8 @@ async fn serve(state: &AppState, cid: &str, path: &[&str], query: GatewayQuery, 
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::CONTENT_SECURITY_POLICY, "sandbox")
         .header(header::CACHE_CONTROL, if public { PUBLIC_CACHE } else { "private, no-cache" })
-        .header("x-ipfs-path", &full_path);
+        .header("x-ipfs-path", &full_path)
+        .header("x-ipfs-roots", located.roots.iter().map(ToString::to_string).collect::<Vec<_>>().join(","));
 
     let last = path.last().map(|n| files::clean_name(n)).filter(|n| !n.is_empty());
     let (etag, content_type, filename) = match format {

@@ -182,6 +182,9 @@ const HAMT_SHARD: u64 = 5;
 pub struct Resolved<'a> {
     /// The directory nodes and shards on the way, from the root.
     pub through: Vec<&'a ContentCid>,
+    /// The block each name of the path led to, after `start`: the
+    /// path's logical roots (no HAMT shard between them).
+    pub named: Vec<ContentCid>,
     pub target: ContentCid,
 }
 
@@ -285,6 +288,7 @@ impl<'a> Dag<'a> {
     /// through directories and HAMT shards.
     pub fn resolve(&self, start: &ContentCid, path: &[&str]) -> Result<Resolved<'a>, PlanError> {
         let mut through = Vec::new();
+        let mut named = Vec::with_capacity(path.len());
         let mut at = start.clone();
         for name in path {
             let mut i = *self.by_cid.get(&at).ok_or(PlanError::NoSuchPath)?;
@@ -315,8 +319,9 @@ impl<'a> Dag<'a> {
                 _ => None,
             };
             at = next.ok_or(PlanError::NoSuchPath)?;
+            named.push(at.clone());
         }
-        Ok(Resolved { through, target: at })
+        Ok(Resolved { through, named, target: at })
     }
 
     fn child_named(&self, i: usize, name: &str) -> Option<ContentCid> {

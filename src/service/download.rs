@@ -40,6 +40,7 @@ pub struct Content {
 
 /// What a request names inside a stored object: the block (the root, a
 /// block of its DAG, or where a path leads), and what that is.
+#[derive(Clone)]
 pub struct Located {
     index: Arc<BlockIndex>,
     /// The stored object.
@@ -48,6 +49,9 @@ pub struct Located {
     pub start: ContentCid,
     /// Where the path led (`start` without one).
     pub target: ContentCid,
+    /// `start` and the block each name of the path led to (the path's
+    /// logical roots, for `X-Ipfs-Roots`).
+    pub roots: Vec<ContentCid>,
     /// True for a directory (a UnixFS directory or HAMT shard).
     pub directory: bool,
     /// The bytes of the target's content (a file's size).
@@ -73,14 +77,16 @@ pub async fn locate_object(state: &Services, cid: &str, size: u64, block: Option
     if index.block(&start).is_none() {
         return Err(AppError::not_found("Block not found"));
     }
-    let (target, directory, entity) = {
+    let (target, roots, directory, entity) = {
         let dag = Dag::of(&index).map_err(plan_error)?;
-        let target = dag.resolve(&start, path).map_err(plan_error)?.target;
+        let resolved = dag.resolve(&start, path).map_err(plan_error)?;
+        let roots = std::iter::once(start.clone()).chain(resolved.named).collect();
+        let target = resolved.target;
         let directory = dag.is_directory(&target);
         let entity = if target == root && !directory { size } else { dag.size_of(&target).unwrap_or(0) };
-        (target, directory, entity)
+        (target, roots, directory, entity)
     };
-    Ok(Located { index, root, start, target, directory, size: entity })
+    Ok(Located { index, root, start, target, roots, directory, size: entity })
 }
 
 /// The entries of a located directory: name, CID, bytes, directory or not.
@@ -299,12 +305,9 @@ async fn open_located(
         };
         source = Source { runs, reader: Some(reader), pos: from, opener: Some(opener) };
     }
-    let index = located.index.clone();
-    let (start, target, path): (ContentCid, ContentCid, Vec<String>) =
-        (located.start.clone(), located.target.clone(), path.iter().map(|p| (*p).to_owned()).collect());
-    let (root, size, directory) = (located.root.clone(), located.size, located.directory);
+    let located = located.clone();
+    let path: Vec<String> = path.iter().map(|p| (*p).to_owned()).collect();
     let body = produce(state, count_to, len, move |out| {
-        let located = Located { index, root, start, target, directory, size };
         let path: Vec<&str> = path.iter().map(String::as_str).collect();
         let (_, plan) = Plan::make(&located, &path, format, range).map_err(|e| io::Error::other(e.message))?;
         let mut source = source;
