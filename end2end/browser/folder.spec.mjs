@@ -1,8 +1,10 @@
 // Folders in a real browser (issue 14): upload a folder with the folder
 // picker (its root CID is what `ipfs-car pack <dir>` gives), browse it on
 // /files/folder, download a file from inside it, drop several files (a
-// folder of them), share the folder and fetch a file in it by path from a
-// fresh browser context without a session.
+// folder of them), drop a real folder (Chromium's drag and drop from the
+// desktop, driven through CDP: the page reads the directory entries), share
+// the folder and fetch a file in it by path from a fresh browser context
+// without a session.
 import { test, expect } from '@playwright/test';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -84,4 +86,41 @@ test('several files dropped at once go up as one folder of them', async ({ page 
   await expect(row).toHaveCount(1, { timeout: 20_000 });
   await expect(row).toContainText('Folder, 2 files');
   await expect(row.locator('td.name')).toHaveText('2 files/');
+});
+
+test('a folder dragged in and dropped goes up as that folder (Chromium\'s own drag and drop, driven through CDP)', async ({ page }) => {
+  // Input.dispatchDragEvent with a path is how Chromium takes a drag from the
+  // desktop: the page gets a real directory entry and reads it through.
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-drop-'));
+  const dir = path.join(work, 'trip');
+  const map = randomBytes(200_000);
+  fs.mkdirSync(path.join(dir, 'maps', 'old'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'empty'));
+  fs.writeFileSync(path.join(dir, 'plan.txt'), 'dropped, not picked\n');
+  fs.writeFileSync(path.join(dir, 'maps', 'north.bin'), map);
+  fs.writeFileSync(path.join(dir, 'maps', 'old', 'süd.txt'), 'a folder inside a folder\n');
+  try {
+    const expected = execFileSync(IPFS_CAR, ['pack', dir, '-o', path.join(work, 'ref.car')], { encoding: 'utf8' }).trim().split('\n').pop();
+    await signedIn(page, 'dg');
+    await open(page, '/files');
+    const box = await page.locator('.dropzone').boundingBox();
+    const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+    const cdp = await page.context().newCDPSession(page);
+    const data = { items: [], files: [dir], dragOperationsMask: 1 };
+    for (const type of ['dragEnter', 'dragOver', 'drop']) await cdp.send('Input.dispatchDragEvent', { type, ...at, data });
+    await expect(page.getByText('Selected: 3 dropped files')).toBeVisible();
+    await page.getByRole('button', { name: 'Upload' }).click();
+    const row = page.locator(`tr[data-cid="${expected}"]`);
+    await expect(row).toBeVisible({ timeout: 20_000 });
+    await expect(row.locator('td.name')).toHaveText('trip/');
+    await expect(row).toContainText('Folder, 3 files');
+    // what went up is the folder's files by path
+    await row.getByRole('link', { name: 'trip/' }).click();
+    await page.getByRole('link', { name: 'maps/' }).click();
+    const downloading = page.waitForEvent('download');
+    await page.getByRole('link', { name: 'Download north.bin' }).click();
+    expect(fs.readFileSync(await (await downloading).path()).equals(map)).toBe(true);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
 });
