@@ -11,8 +11,10 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import {
   startServer, request, assertJson, newUserWithToken, uploadFile, fileList, downloadLink, advanceClock, TEST_CLOCK, sleep,
-  webLogin, serverFn, ipfsCarCids, storedObjects, objectBytes, onS3, unfinishedMultipartUploads,
+  webLogin, serverFn, ipfsCarCids, storedObjects, objectBytes, onS3, onPostgres, unfinishedMultipartUploads,
 } from './harness.mjs';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 
 const MiB = 1024 * 1024;
@@ -540,3 +542,59 @@ describe('concurrency', () => {
   });
 });
 
+describe('start-up after a crash', () => {
+  it('the multipart object (local) and part objects of an upload that is gone are removed at start-up; a live upload keeps its own and finishes', { timeout: 180_000 }, async () => {
+    const srv = await startServer({}, { keepDataDir: true });
+    let again;
+    try {
+      const user = await newUserWithToken(srv);
+      const open = await unfinishedMultipartUploads(srv.dataDir);
+      const live = crypto.randomBytes(9 * MiB + 7);
+      const gone = crypto.randomBytes(9 * MiB + 7);
+      const liveLoc = await created(srv, user.token, live.length, 'live.bin');
+      const goneLoc = await created(srv, user.token, gone.length, 'gone.bin');
+      for (const [loc, bytes] of [[liveLoc, live], [goneLoc, gone]]) {
+        assert.equal((await patch(srv, user.token, loc, 0, bytes.subarray(0, 6 * MiB))).status, 204);
+        // (on S3 these 2 MiB wait as a part object, under S3's least part size)
+        assert.equal((await patch(srv, user.token, loc, 6 * MiB, bytes.subarray(6 * MiB, 8 * MiB))).status, 204);
+      }
+      const ours = async () => (await unfinishedMultipartUploads(srv.dataDir)).filter((u) => !open.includes(u));
+      assert.equal((await ours()).length, 2, 'each upload holds a multipart object');
+      const objectsOf = async (loc) => (await storedObjects(srv.dataDir)).filter((k) => path.basename(k).startsWith(`tus${loc.split('/').pop()}`));
+      const liveObjects = await objectsOf(liveLoc);
+      assert.equal((await objectsOf(goneLoc)).length, onS3 ? 1 : 0, 'a part object waits on S3');
+
+      // The crash: SIGKILL, with the gone upload's row removed and its
+      // objects not (as a crash between the two would leave them).
+      srv.proc.kill('SIGKILL');
+      await srv.waitForExit();
+      const sql = `DELETE FROM uploads WHERE id = '${goneLoc.split('/').pop()}'`;
+      if (onPostgres) execFileSync('psql', [srv.databaseUrl, '-qAtX', '-v', 'ON_ERROR_STOP=1', '-c', sql]);
+      else execFileSync('sqlite3', [path.join(srv.dataDir, 'peervault.db'), sql]);
+      again = await startServer({ PEERVAULT_JWT_SECRET: srv.secret }, { dataDir: srv.dataDir });
+
+      // (An S3 bucket's unfinished multipart uploads cannot be listed
+      // through object_store: they are left to the bucket's lifecycle rule.)
+      assert.equal((await ours()).length, onS3 ? 2 : 1, 'only the live upload\'s multipart object is left');
+      assert.deepEqual(await objectsOf(goneLoc), [], 'the gone upload\'s part objects are removed');
+      assert.deepEqual(await objectsOf(liveLoc), liveObjects, 'the live upload\'s are kept');
+      assert.equal((await head(again, user.token, goneLoc)).status, 404);
+      // The live upload resumes where it was and makes ipfs-car's file.
+      assert.equal(await offsetOf(again, user.token, liveLoc), 8 * MiB);
+      const last = await patch(again, user.token, liveLoc, 8 * MiB, live.subarray(8 * MiB));
+      assert.equal(last.status, 204, last.text);
+      assert.equal(last.headers['peervault-cid'], ipfsCarCids(live).cid);
+      const url = new URL(await downloadLink(again, user.token, last.headers['peervault-cid']));
+      const got = await request(again, 'GET', url.pathname + url.search, { timeout: 60_000 });
+      assert.ok(got.raw.equals(live), 'the bytes downloaded');
+      assert.equal((await ours()).length, onS3 ? 1 : 0, 'nothing of either upload is left open');
+    } finally {
+      if (again) {
+        await again.stop();
+      } else {
+        await srv.stop();
+        fs.rmSync(srv.dataDir, { recursive: true, force: true });
+      }
+    }
+  });
+});
