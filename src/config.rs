@@ -119,6 +119,16 @@ pub struct Settings {
     /// Requests a shared file (served to anyone) answers per throttle
     /// window, all clients together; past them 429 until the window ends.
     pub share_requests_per_window: i64,
+    /// Seconds a response may wait on a client that reads none of it; then
+    /// the connection is closed (a download nobody reads gives back its
+    /// thread and its slot).
+    pub send_timeout_secs: u64,
+    /// Downloads whose bodies are being read from the store at once (each
+    /// holds a thread while its client reads), all clients together; past
+    /// them 503 until one ends.
+    pub downloads_max: u32,
+    /// Downloads at once from one client address; past them 429.
+    pub downloads_per_client: u32,
 }
 
 impl Default for Settings {
@@ -171,6 +181,9 @@ impl Default for Settings {
             restored_keep_secs: 3600,
             upload_expiry_secs: 24 * 3600,
             share_requests_per_window: 10_000,
+            send_timeout_secs: 60,
+            downloads_max: 256,
+            downloads_per_client: 16,
         }
     }
 }
@@ -254,6 +267,9 @@ impl Settings {
             ("coin_rate", self.coin_rate.is_finite() && self.coin_rate >= 0.0),
             ("header_read_timeout_secs", self.header_read_timeout_secs > 0),
             ("body_timeout_secs", self.body_timeout_secs > 0),
+            ("send_timeout_secs", self.send_timeout_secs > 0),
+            ("downloads_max", self.downloads_max > 0),
+            ("downloads_per_client", self.downloads_per_client > 0),
             ("dependency_timeout_secs", self.dependency_timeout_secs > 0),
             ("replicas", (1..=16).contains(&self.replicas)),
             ("node_offline_secs", self.node_offline_secs >= 3),

@@ -278,6 +278,7 @@ async fn serve() -> Result<(), String> {
         network_wake: Default::default(),
         deliveries: Default::default(),
         instance: peervault::util::random_hex(8).into(),
+        download_slots: Default::default(),
     };
     let state = AppState::new(Inner { leptos_options: leptos_options.clone(), services });
     tokio::spawn(peervault::service::network::run_loop(state.clone()));
@@ -285,8 +286,11 @@ async fn serve() -> Result<(), String> {
     tokio::spawn(peervault::service::files::record_shared_blocks(state.clone()));
 
     let routes = generate_route_list(App);
-    let header_read_timeout = Duration::from_secs(state.settings.header_read_timeout_secs);
-    let body_timeout = Duration::from_secs(state.settings.body_timeout_secs);
+    let timeouts = server::Timeouts {
+        header_read: Duration::from_secs(state.settings.header_read_timeout_secs),
+        body: Duration::from_secs(state.settings.body_timeout_secs),
+        send: Duration::from_secs(state.settings.send_timeout_secs),
+    };
     let mut api = peervault::api::router();
     if state.settings.test_clock {
         api = api.merge(peervault::api::testing::test_router());
@@ -303,7 +307,7 @@ async fn serve() -> Result<(), String> {
     let app = server::with_layers(routes, &state).with_state(state);
 
     tracing::info!("peervault listening on http://{listen_addr}");
-    server::serve(listener, app, header_read_timeout, body_timeout, shutdown_signal()).await;
+    server::serve(listener, app, timeouts, shutdown_signal()).await;
     Ok(())
 }
 

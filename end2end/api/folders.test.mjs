@@ -207,6 +207,9 @@ describe('folders past ipfs-car\'s sharding threshold, and refused uploads', () 
     ['a path going up', { 'x/../y.txt': 'a' }, 'Invalid file path "folder/x/../y.txt": not a relative path of a file'],
     ['an empty name in a path', { 'x//y.txt': 'a', 'z.txt': 'b' }, 'Invalid file path "folder/x//y.txt": not a relative path of a file'],
     ['a name over 255 bytes', { [`${'n'.repeat(256)}.txt`]: 'a', 'z.txt': 'b' }, `Invalid file path "${`folder/${'n'.repeat(256)}`.slice(0, 100)}": a name longer than 255 bytes`],
+    // (a CAR of a deeper folder could not be walked)
+    ['a path of 41 names', { [`${'d/'.repeat(39)}f.txt`]: 'a', 'z.txt': 'b' },
+      `Invalid file path "${`folder/${'d/'.repeat(39)}f.txt`.slice(0, 100)}": deeper than 40 names (its folders and the file)`],
   ];
   for (const [what, files, message] of cases) {
     it(`${what} → 400, nothing stored`, async () => {
@@ -215,6 +218,38 @@ describe('folders past ipfs-car\'s sharding threshold, and refused uploads', () 
       assert.deepEqual(await snapshot(), before);
     });
   }
+
+  it('a path of 40 names is kept, and its folder is served as a CAR ipfs-car unpacks', async () => {
+    const files = { [`${'d/'.repeat(38)}deep.txt`]: Buffer.from('40 names down'), 'top.txt': Buffer.from('beside') };
+    const ref = ipfsCarPack(files, 'deep');
+    const web3 = await uploadFolder(files, { top: 'deep' });
+    assert.deepEqual(web3, { cid: ref.cid, carCid: ref.carCid });
+    const link = await downloadLink(server, user.token, ref.cid);
+    const car = await request(server, 'GET', at(link, '', { format: 'car' }));
+    assert.equal(car.status, 200, car.text);
+    assert.deepEqual(carBlocks(car.raw).map((b) => cidString(b.cid)).sort(), carBlocks(ref.car).map((b) => cidString(b.cid)).sort());
+    const file = await request(server, 'GET', at(link, `/${'d/'.repeat(38)}deep.txt`));
+    assert.equal(file.text, '40 names down');
+  });
+
+  it('a bad path is refused as its part begins, before its bytes are taken in (400, not the 413 its bytes would earn)', async () => {
+    // An account with 3 MiB of room, a bad first path, then 8 MiB: were the
+    // bytes taken in before the paths were checked, the answer would be 413.
+    const small = await startServer({ PEERVAULT_USER_QUOTA_BYTES: 3 * MiB });
+    try {
+      const u = await newUserWithToken(small);
+      const parts = [{ name: 'file', filename: 'top/../x.txt', data: 'x' }, { name: 'file', filename: 'top/big.bin', data: crypto.randomBytes(8 * MiB) }];
+      assertJson(await uploadParts(small, u.token, parts, { timeout: 60_000 }), 400, { message: 'Invalid file path "top/../x.txt": not a relative path of a file' });
+      // the same once a second part makes it a folder: its first path is checked then
+      const long = 'n'.repeat(300);
+      const late = [{ name: 'file', filename: long, data: 'x' }, { name: 'file', filename: 'big.bin', data: crypto.randomBytes(8 * MiB) }];
+      assertJson(await uploadParts(small, u.token, late, { timeout: 60_000 }), 400, { message: `Invalid file path "${long.slice(0, 100)}": a name longer than 255 bytes` });
+      assert.deepEqual(await fileList(small, u.token), []);
+      assert.equal((await dashboard(small, u.token)).space_used, 0);
+    } finally {
+      await small.stop();
+    }
+  });
 
   it('the same path twice, or a name that is a file and a folder → 400, nothing stored', async () => {
     const before = await snapshot();
@@ -248,7 +283,44 @@ describe('folders past ipfs-car\'s sharding threshold, and refused uploads', () 
     assert.equal(res.status, 200, res.text);
     assert.equal(res.text, 'public b');
     assert.equal(res.headers['cache-control'], 'public, max-age=29030400, immutable');
+    // without a token `filename` names what is asked for; a signed link's names only its folder
+    const named = await request(server, 'GET', `/ipfs/${web3.cid}/sub/b.txt?filename=chosen.txt`);
+    assert.match(named.headers['content-disposition'], /^attachment; filename="chosen\.txt"/);
+    const link = await downloadLink(server, user.token, web3.cid);
+    assert.equal(new URL(link).searchParams.get('filename'), 'pub');
+    const signed = await request(server, 'GET', at(link, '/sub/b.txt', { filename: 'pub' }));
+    assert.match(signed.headers['content-disposition'], /^attachment; filename="b\.txt"/);
     assert.equal((await share(false)).status, 200);
     assertJson(await request(server, 'GET', `/ipfs/${web3.cid}/sub/b.txt`), 404, { message: 'File not found' });
+  });
+});
+
+describe('a link to one file of a folder (the folder page\'s Download)', () => {
+  it('opens that path only (bytes or CAR): not the folder, another path, a folder on the way, or a block', async () => {
+    const files = { 'docs/guide.txt': Buffer.from('the guide'), 'secret.txt': Buffer.from('not in the link'), 'big.bin': crypto.randomBytes(MiB + 9) };
+    const ref = ipfsCarPack(files, 'scoped');
+    const web3 = await uploadFolder(files, { top: 'scoped' });
+    const to = await request(server, 'GET', `/files/folder/download?cid=${web3.cid}&path=docs/guide.txt`, { token: user.token });
+    assert.equal(to.status, 303, to.text);
+    const url = new URL(to.headers.location);
+    assert.equal(url.pathname, `/ipfs/${web3.cid}/docs/guide.txt`);
+    const got = await request(server, 'GET', url.pathname + url.search);
+    assert.equal(got.status, 200, got.text);
+    assert.equal(got.text, 'the guide');
+    assert.equal((await request(server, 'GET', `${url.pathname}${url.search}&format=car`)).status, 200);
+    const token = url.searchParams.get('token');
+    const leaf = carBlocks(ref.car).map((b) => cidString(b.cid)).find((c) => c.startsWith('bafkrei'));
+    const other = { message: 'This link is for another path in the folder' };
+    for (const p of [
+      `/ipfs/${web3.cid}?token=${token}&format=car`,
+      `/ipfs/${web3.cid}/secret.txt?token=${token}`,
+      `/ipfs/${web3.cid}/docs?token=${token}&format=car`,
+      `/ipfs/${leaf}?token=${token}&format=raw`,
+    ]) {
+      assertJson(await request(server, 'GET', p), 403, other);
+    }
+    // the folder's own link still opens all of it
+    const whole = await downloadLink(server, user.token, web3.cid);
+    assert.equal((await request(server, 'GET', at(whole, '/secret.txt'))).text, 'not in the link');
   });
 });

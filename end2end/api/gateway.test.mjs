@@ -478,6 +478,14 @@ describe('CAR responses (trustless gateway)', () => {
       { message: 'Not Acceptable: this gateway gives CARs of version 1, order dfs or unk, dups y or n' });
     assertJson(await get({}, { headers: { accept: 'application/vnd.ipld.car; version=2' } }), 406,
       { message: 'Not Acceptable: this gateway gives CARs of version 1, order dfs or unk, dups y or n' });
+    // an explicit format is never turned into a 406 by Accept: it only adds what it can
+    const raw = await get({ format: 'raw' }, { headers: { accept: 'application/vnd.ipld.car; version=2' } });
+    assert.equal(raw.status, 200, raw.text);
+    assert.equal(raw.headers['content-type'], RAW);
+    assert.ok(raw.raw.equals(carBlocks(ref.car).find((b) => cidString(b.cid) === ref.cid).data));
+    const car = await get({ format: 'car' }, { headers: { accept: 'application/vnd.ipld.car; order=foo' } });
+    assert.equal(car.status, 200, car.text);
+    assert.equal(car.headers['content-type'], CAR('dfs', 'n'));
   });
 
   it('unsupported parameters are 400 with their message; nothing is counted', async () => {

@@ -7,6 +7,7 @@ use crate::content::{CarOptions, EntityBytes, Scope};
 use crate::service::download::{self, Format};
 use crate::service::files;
 use crate::state::AppState;
+use super::extract::ClientAddr;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -135,7 +136,12 @@ fn from_accept(headers: &HeaderMap) -> AppResult<Wanted> {
 /// The response format: `format` and the CAR parameters of the query
 /// first, then the `Accept` header.
 fn negotiate(query: &GatewayQuery, headers: &HeaderMap) -> AppResult<Negotiated> {
-    let wanted = from_accept(headers)?;
+    // With `format` given, `Accept` only adds CAR parameters it can: it
+    // never turns the request into a 406.
+    let wanted = match query.format {
+        Some(_) => from_accept(headers).unwrap_or(Wanted::Bytes),
+        None => from_accept(headers)?,
+    };
     let mut implied = Vec::new();
     let car = match query.format.as_deref() {
         Some("car") => true,
@@ -269,7 +275,8 @@ fn parse_range(headers: &HeaderMap, size: u64) -> Option<Result<(u64, u64), ()>>
         (status = 406, description = "Accept names only CAR variants this gateway cannot give", body = super::Message),
         (status = 412, description = "`Cache-Control: only-if-cached` for content this gateway does not serve", body = super::Message),
         (status = 416, description = "Range outside the file", body = super::Message),
-        (status = 429, description = "A shared file asked for too often", body = super::Message),
+        (status = 429, description = "A shared file asked for too often, or too many downloads at once from this address", body = super::Message),
+        (status = 503, description = "Too many downloads at once", body = super::Message),
     ))]
 pub async fn ipfs(
     State(state): State<AppState>,
@@ -278,8 +285,9 @@ pub async fn ipfs(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    ClientAddr(client): ClientAddr,
 ) -> Response {
-    answer(&state, &cid, &[], query, Request { method: &method, headers: &headers, uri: &uri }).await
+    answer(&state, &cid, &[], query, Request { method: &method, headers: &headers, uri: &uri, client: &client }).await
 }
 
 /// The gateway's answer to a request for `cid` and `path` below it.
@@ -312,12 +320,13 @@ async fn answer(
         (status = 206, description = "One byte range"),
         (status = 304, description = "`If-None-Match` matched the ETag"),
         (status = 400, description = "Invalid CID, format or parameter; a folder's bytes", body = super::Message),
-        (status = 403, description = "Forged, expired or revoked link", body = super::Message),
+        (status = 403, description = "Forged, expired or revoked link, or a link to another path of the folder", body = super::Message),
         (status = 404, description = "No such path in this folder, or not found as /ipfs/{cid}", body = super::Message, example = json!({"message": "No such path in this folder"})),
         (status = 406, description = "Accept names only CAR variants this gateway cannot give", body = super::Message),
         (status = 412, description = "`Cache-Control: only-if-cached` for content this gateway does not serve", body = super::Message),
         (status = 416, description = "Range outside the file", body = super::Message),
-        (status = 429, description = "A shared folder asked for too often", body = super::Message),
+        (status = 429, description = "A shared folder asked for too often, or too many downloads at once from this address", body = super::Message),
+        (status = 503, description = "Too many downloads at once", body = super::Message),
     ))]
 pub async fn ipfs_path(
     State(state): State<AppState>,
@@ -326,9 +335,10 @@ pub async fn ipfs_path(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    ClientAddr(client): ClientAddr,
 ) -> Response {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    answer(&state, &cid, &segments, query, Request { method: &method, headers: &headers, uri: &uri }).await
+    answer(&state, &cid, &segments, query, Request { method: &method, headers: &headers, uri: &uri, client: &client }).await
 }
 
 /// An identity CID holds its content: served to anyone (`/ipfs/bafkqaaa`,
@@ -408,7 +418,7 @@ fn with_extension(name: &str, ext: &str) -> String {
 }
 
 async fn serve(state: &AppState, cid: &str, path: &[&str], query: GatewayQuery, request: &Request<'_>) -> AppResult<Response> {
-    let Request { method, headers, uri } = *request;
+    let Request { method, headers, uri, client } = *request;
     let Negotiated { format, implied } = negotiate(&query, headers)?;
     if let Some((data, binary)) = crate::content::identity_raw(cid) {
         if !path.is_empty() {
@@ -428,6 +438,12 @@ async fn serve(state: &AppState, cid: &str, path: &[&str], query: GatewayQuery, 
         },
         Some(token) => files::open_download(state, cid, Some(token), any_block).await?,
     };
+    // A link to one path in a folder opens that path only.
+    if let Some(only) = link.path.as_deref() {
+        if link.block.is_some() || path.join("/") != only {
+            return Err(AppError::forbidden("This link is for another path in the folder"));
+        }
+    }
     let public = query.token.is_none();
     let file = &link.file;
     let located = download::locate(state, &link, path).await?;
@@ -460,7 +476,7 @@ async fn serve(state: &AppState, cid: &str, path: &[&str], query: GatewayQuery, 
     let (etag, content_type, filename) = match format {
         Format::Bytes if path.is_empty() => (format!("\"{}\"", file.cid), file.mime.clone(), given.unwrap_or(file.name.clone())),
         Format::Bytes => {
-            let name = last.unwrap_or_else(|| target.clone());
+            let name = given.unwrap_or_else(|| last.unwrap_or_else(|| target.clone()));
             (format!("\"{target}\""), files::mime_for(None, &name), name)
         }
         Format::Car(options) => {
@@ -503,7 +519,8 @@ async fn serve(state: &AppState, cid: &str, path: &[&str], query: GatewayQuery, 
     } else if matches!(format, Format::Car(_)) {
         response = response.header(header::ACCEPT_RANGES, "none");
     }
-    let content = download::open(state, &link, &located, path, format, range, method != Method::HEAD).await?;
+    let reader = (method != Method::HEAD).then_some(client);
+    let content = download::open(state, &link, &located, path, format, range, reader).await?;
     response = response.status(status).header(header::CONTENT_LENGTH, content.len);
     let body = content.body.map_or_else(Body::empty, Body::from_stream);
     response.body(body).map_err(AppError::internal)
@@ -524,6 +541,8 @@ struct Request<'a> {
     method: &'a Method,
     headers: &'a HeaderMap,
     uri: &'a Uri,
+    /// The client's address (download slots are counted per address).
+    client: &'a str,
 }
 
 #[cfg(test)]

@@ -114,6 +114,8 @@ pub async fn failed(State(state): State<AppState>, Auth(who): Auth, body: JsonOb
         (status = 401, description = "Token missing or invalid", body = Message),
         (status = 403, description = "A user token", body = Message),
         (status = 404, description = "No such object is placed on this node", body = Message),
+        (status = 429, description = "This node is already reading as many objects as one client may", body = Message),
+        (status = 503, description = "Too many downloads at once", body = Message),
     ))]
 pub async fn content(State(state): State<AppState>, Auth(who): Auth, Path(cid): Path<String>, method: Method) -> ApiResult<Response> {
     let opened = network::content(&state, &who, &cid, method != Method::HEAD).await?;

@@ -106,7 +106,9 @@ fn plan_error(e: PlanError) -> AppError {
 
 /// Opens `format` of what `located` names, for the link `download`: for
 /// `Bytes`, the inclusive byte `range` of the target file if given; for a
-/// CAR of a path, the nodes on the way first. With `with_body` false (a
+/// CAR of a path, the nodes on the way first. `reader` is the client that
+/// will read the body (its address, which takes one of the download slots
+/// while the body is read: 429 or 503 when there is none); without one (a
 /// HEAD) only the length is worked out. The object is opened before this
 /// returns, so a store that cannot be read is an error here, not a body
 /// cut short.
@@ -117,9 +119,9 @@ pub async fn open(
     path: &[&str],
     format: Format,
     range: Option<(u64, u64)>,
-    with_body: bool,
+    reader: Option<&str>,
 ) -> AppResult<Content> {
-    open_located(state, located, path, format, range, with_body, Some(download.owner_id)).await
+    open_located(state, located, path, format, range, reader, Some(download.owner_id)).await
 }
 
 /// A stored object, and the block of its DAG a raw request asks for (the
@@ -137,11 +139,11 @@ pub async fn open_object(
     target: Target<'_>,
     format: Format,
     range: Option<(u64, u64)>,
-    with_body: bool,
+    reader: Option<&str>,
     count_to: Option<i64>,
 ) -> AppResult<Content> {
     let located = locate_object(state, target.cid, target.size, target.block, &[]).await?;
-    open_located(state, &located, &[], format, range, with_body, count_to).await
+    open_located(state, &located, &[], format, range, reader, count_to).await
 }
 
 /// What the body writes, worked out from the block index.
@@ -267,16 +269,17 @@ async fn open_located(
     path: &[&str],
     format: Format,
     range: Option<(u64, u64)>,
-    with_body: bool,
+    reader: Option<&str>,
     count_to: Option<i64>,
 ) -> AppResult<Content> {
     let (len, runs) = {
         let (len, plan) = Plan::make(located, path, format, range)?;
         (len, plan.runs())
     };
-    if !with_body {
+    let Some(client) = reader else {
         return Ok(Content { len, body: None });
-    }
+    };
+    let slot = state.download_slots.take(client, state.settings.downloads_max, state.settings.downloads_per_client)?;
     let cid = located.root.to_string();
     // The first span is opened here (a store that cannot be read is an
     // error before the answer starts); the rest as the body gets to them.
@@ -307,7 +310,7 @@ async fn open_located(
     }
     let located = located.clone();
     let path: Vec<String> = path.iter().map(|p| (*p).to_owned()).collect();
-    let body = produce(state, count_to, len, move |out| {
+    let body = produce(state, count_to, len, slot, move |out| {
         let path: Vec<&str> = path.iter().map(String::as_str).collect();
         let (_, plan) = Plan::make(&located, &path, format, range).map_err(|e| io::Error::other(e.message))?;
         let mut source = source;
@@ -403,6 +406,53 @@ pub async fn record_download(db: &Db, now_ms: i64, owner_id: i64, bytes: u64) ->
     Ok(db.add_downloaded(owner_id, bytes.min(i64::MAX as u64) as i64, now_ms).await?)
 }
 
+/// Downloads whose bodies are being read from the store, in all and per
+/// client address: each holds a blocking thread while its client reads, so
+/// clients that open many and read slowly (or not at all) get 429 (their
+/// own share) or 503 (everyone's) instead of taking every thread.
+#[derive(Default)]
+pub struct Slots {
+    busy: std::sync::Mutex<(u32, std::collections::HashMap<String, u32>)>,
+}
+
+/// One download's slot, given back when dropped.
+pub struct Slot {
+    slots: Arc<Slots>,
+    client: String,
+}
+
+impl Slots {
+    /// A slot for `client`, if it holds fewer than `per_client` and all
+    /// together fewer than `max`.
+    pub fn take(self: &Arc<Self>, client: &str, max: u32, per_client: u32) -> AppResult<Slot> {
+        let mut busy = self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (total, by_client) = &mut *busy;
+        if by_client.get(client).copied().unwrap_or(0) >= per_client {
+            return Err(AppError::new(429, "Too many downloads at once from this address: let one finish first"));
+        }
+        if *total >= max {
+            return Err(AppError::new(503, "Too many downloads at once: try again in a moment"));
+        }
+        *total += 1;
+        *by_client.entry(client.to_owned()).or_default() += 1;
+        Ok(Slot { slots: self.clone(), client: client.to_owned() })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut busy = self.slots.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (total, by_client) = &mut *busy;
+        *total = total.saturating_sub(1);
+        if let Some(n) = by_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                by_client.remove(&self.client);
+            }
+        }
+    }
+}
+
 /// A `Write` whose bytes become the stream, sent in 256 KiB pieces.
 struct BodyWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
@@ -436,10 +486,15 @@ fn produce(
     state: &Services,
     owner_id: Option<i64>,
     len: u64,
+    slot: Slot,
     write: impl FnOnce(&mut BodyWriter) -> io::Result<()> + Send + 'static,
 ) -> ByteStream {
     let (tx, rx) = mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
+        // Held while this thread works for the body: until it is all
+        // handed on, or the client is gone (a client that reads nothing
+        // is cut after `send_timeout_secs`).
+        let _slot = slot;
         let mut writer = BodyWriter { tx: tx.clone(), buf: Vec::with_capacity(PIECE) };
         if let Err(e) = write(&mut writer).and_then(|()| writer.flush()) {
             if e.kind() != io::ErrorKind::BrokenPipe {

@@ -245,18 +245,30 @@ fn common_folder(paths: &[String]) -> Option<String> {
 /// Each path of a folder upload: relative, no empty, `.` or `..` part, no
 /// control character, parts of at most 255 bytes.
 fn check_paths(paths: &[String]) -> AppResult<()> {
-    for path in paths {
-        let bad = |why: &str| AppError::bad_request(format!("Invalid file path {:?}: {why}", path.chars().take(100).collect::<String>()));
-        if path.chars().any(char::is_control) {
-            return Err(bad("control characters"));
-        }
-        if path.len() > 4096 {
-            return Err(bad("longer than 4096 bytes"));
-        }
-        let parts = content::path_parts(path).map_err(|_| bad("not a relative path of a file"))?;
-        if parts.iter().any(|p| p.len() > 255) {
-            return Err(bad("a name longer than 255 bytes"));
-        }
+    paths.iter().try_for_each(|p| check_path(p))
+}
+
+/// Names a path of a folder upload may have at most (its folders and the
+/// file): deeper folders could not be served as a CAR.
+pub const MAX_PATH_NAMES: usize = 40;
+
+/// One path of a folder upload: relative, no control characters, at most
+/// 4096 bytes, names of at most 255 bytes, at most [`MAX_PATH_NAMES`] deep.
+/// Checked as each part begins, before its bytes are taken in.
+pub fn check_path(path: &str) -> AppResult<()> {
+    let bad = |why: &str| AppError::bad_request(format!("Invalid file path {:?}: {why}", path.chars().take(100).collect::<String>()));
+    if path.chars().any(char::is_control) {
+        return Err(bad("control characters"));
+    }
+    if path.len() > 4096 {
+        return Err(bad("longer than 4096 bytes"));
+    }
+    let parts = content::path_parts(path).map_err(|_| bad("not a relative path of a file"))?;
+    if parts.iter().any(|p| p.len() > 255) {
+        return Err(bad("a name longer than 255 bytes"));
+    }
+    if parts.len() > MAX_PATH_NAMES {
+        return Err(bad("deeper than 40 names (its folders and the file)"));
     }
     Ok(())
 }
@@ -458,7 +470,7 @@ pub fn public_base(state: &Services) -> String {
 pub async fn download_link(state: &Services, who: &Principal, cid: &str) -> AppResult<String> {
     let cid = parse_cid(cid)?.to_string();
     let file = state.db.file_by_cid(who.user_id, &cid).await?.ok_or_else(not_stored)?;
-    let token = state.tokens.issue_download(&who.token_account(), &cid, state.settings.download_link_ttl_secs)?;
+    let token = state.tokens.issue_download(&who.token_account(), &cid, None, state.settings.download_link_ttl_secs)?;
     // A folder has no bytes of its own: its link gives it as a CAR.
     let format = if file.folder_files.is_some() { "&format=car" } else { "" };
     Ok(format!(
@@ -470,11 +482,15 @@ pub async fn download_link(state: &Services, who: &Principal, cid: &str) -> AppR
 
 /// A signed link to the file at `path` (names, `/`-separated) in the
 /// account's folder `cid`; with `car`, to that folder (or file) as a CAR.
+/// It opens that path only: not the rest of the folder, nor its blocks.
 pub async fn download_link_at(state: &Services, who: &Principal, cid: &str, path: &str, car: bool) -> AppResult<String> {
     let cid = parse_cid(cid)?.to_string();
     state.db.file_by_cid(who.user_id, &cid).await?.ok_or_else(not_stored)?;
-    let token = state.tokens.issue_download(&who.token_account(), &cid, state.settings.download_link_ttl_secs)?;
-    let encoded: Vec<String> = path.split('/').filter(|p| !p.is_empty()).map(crate::util::percent_encode).collect();
+    // The link opens that path only (the whole folder when it is its root).
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let only = (!parts.is_empty()).then(|| parts.join("/"));
+    let token = state.tokens.issue_download(&who.token_account(), &cid, only.as_deref(), state.settings.download_link_ttl_secs)?;
+    let encoded: Vec<String> = parts.iter().map(|p| crate::util::percent_encode(p)).collect();
     let rest = if encoded.is_empty() { String::new() } else { format!("/{}", encoded.join("/")) };
     let format = if car { "&format=car" } else { "" };
     Ok(format!("{}/ipfs/{cid}{rest}?token={token}{format}", public_base(state)))
@@ -500,6 +516,8 @@ pub struct Download {
     pub file: FileRow,
     /// A block of the file's DAG other than its root, when one was asked for.
     pub block: Option<ContentCid>,
+    /// The only path in the folder the link opens, if it names one.
+    pub path: Option<String>,
 }
 
 /// Checks a download link's token against the CID it names and that the
@@ -526,7 +544,7 @@ pub async fn open_download(state: &Services, cid: &str, token: Option<&str>, any
         return Err(forbidden());
     }
     let file = state.db.file_by_cid(owner_id, &cid).await?.ok_or_else(|| AppError::not_found("File not found"))?;
-    Ok(Download { owner_id, file, block })
+    Ok(Download { owner_id, file, block, path: claims.path })
 }
 
 /// `POST /share_file`: the account's files of `cid` are served to anyone
@@ -605,7 +623,7 @@ pub async fn open_public(state: &Services, cid: &str, any_block: bool) -> AppRes
     if state.throttle.over_budget(&[(&format!("share:{}", file.cid), budget)]).await? {
         return Err(AppError::new(429, "This shared file is asked for too often: try again later"));
     }
-    Ok(Some(Download { owner_id, file, block }))
+    Ok(Some(Download { owner_id, file, block, path: None }))
 }
 
 /// A file name as stored: no directories, no control characters, at most

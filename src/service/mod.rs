@@ -43,6 +43,8 @@ pub struct Services {
     pub deliveries: std::sync::Arc<retrieve::Deliveries>,
     /// This process among the coordinators sharing a database (random per start).
     pub instance: std::sync::Arc<str>,
+    /// Downloads being read from the store now, in all and per client.
+    pub download_slots: std::sync::Arc<download::Slots>,
 }
 
 /// The authenticated caller of a request.

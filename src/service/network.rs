@@ -182,7 +182,10 @@ pub async fn content(state: &Services, who: &Principal, cid: &str, with_body: bo
     let not_placed = || AppError::not_found("No such object is placed on this node");
     let placement = state.db.placement_on(who.user_id, &cid).await?.ok_or_else(not_placed)?;
     let size = state.db.blob_size(&cid).await?.ok_or_else(not_placed)?;
-    let mut opened = download::open_object(state, download::Target { cid: &cid, size: size.max(0) as u64, block: None }, Format::Car(crate::content::CarOptions::IPFS_CAR), None, with_body, None).await?;
+    // The node's downloads take slots as any client's, under its account.
+    let reader = format!("node {}", who.user_id);
+    let target = download::Target { cid: &cid, size: size.max(0) as u64, block: None };
+    let mut opened = download::open_object(state, target, Format::Car(crate::content::CarOptions::IPFS_CAR), None, with_body.then_some(reader.as_str()), None).await?;
     if let Some(body) = opened.body.take() {
         // Marked before the last bytes go out (the stream has a known
         // length, so its end is never polled): a store task is done only

@@ -49,6 +49,9 @@ pub struct DownloadClaims {
     #[serde(default)]
     pub ver: i64,
     pub cid: String,
+    /// A link to one path in a folder (`a/b.txt`) opens that path only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     pub iat: i64,
     pub exp: i64,
     /// Always "download", so a link token never passes as a login token or back.
@@ -175,13 +178,14 @@ impl TokenKeys {
         self.mac_hex(&format!("peer:{peer_id}"))[..16].to_owned()
     }
 
-    pub fn issue_download(&self, account: &TokenAccount<'_>, cid: &str, ttl_secs: i64) -> AppResult<String> {
+    pub fn issue_download(&self, account: &TokenAccount<'_>, cid: &str, path: Option<&str>, ttl_secs: i64) -> AppResult<String> {
         let now = self.now_secs();
         let claims = DownloadClaims {
             sub: account.id.to_string(),
             non: account.nonce.to_owned(),
             ver: account.token_version,
             cid: cid.to_owned(),
+            path: path.map(str::to_owned),
             iat: now,
             exp: now + ttl_secs,
             kind: DOWNLOAD_KIND.into(),
@@ -231,7 +235,7 @@ mod tests {
         let expired = keys.issue(&account, TokenKind::User, None, -1).unwrap();
         assert!(keys.decode(&expired).is_err());
         // link tokens and login tokens are not interchangeable
-        let link = keys.issue_download(&account, "bafkx", 60).unwrap();
+        let link = keys.issue_download(&account, "bafkx", None, 60).unwrap();
         assert!(keys.decode(&link).is_err());
         assert!(keys.decode_download(&t).is_err());
         assert_eq!(keys.decode_download(&link).unwrap().cid, "bafkx");
@@ -239,7 +243,7 @@ mod tests {
         let clock = Arc::new(Clock::movable());
         let keys = keys.with_clock(clock.clone());
         let t = keys.issue(&account, TokenKind::User, None, 60).unwrap();
-        let link = keys.issue_download(&account, "bafkx", 60).unwrap();
+        let link = keys.issue_download(&account, "bafkx", None, 60).unwrap();
         clock.advance(60_000).unwrap();
         assert!(keys.decode(&t).is_ok() && keys.decode_download(&link).is_ok());
         clock.advance(1_000).unwrap();

@@ -227,7 +227,7 @@ async fn small_field(mut field: multer::Field<'_>) -> AppResult<String> {
 /// its name.
 async fn upload_parts(state: &AppState, who: &Principal, parts: &mut Multipart<'_>) -> AppResult<files::Uploaded> {
     let mut intake: Option<files::Intake> = None;
-    let mut paths = Vec::new();
+    let mut paths: Vec<String> = Vec::new();
     let mut mime = None;
     let mut name = None;
     let mut count = 0;
@@ -246,6 +246,14 @@ async fn upload_parts(state: &AppState, who: &Principal, parts: &mut Multipart<'
                 }
                 if paths.is_empty() {
                     mime = field.content_type().map(|m| m.essence_str().to_owned());
+                }
+                // A folder's paths are checked as each part begins, before
+                // its bytes are taken in (the first one once a second comes).
+                if raw.contains('/') || !paths.is_empty() {
+                    if let [first] = paths.as_slice() {
+                        files::check_path(first)?;
+                    }
+                    files::check_path(&raw)?;
                 }
                 if intake.is_none() {
                     intake = Some(files::Intake::begin(state, who).await?);

@@ -21,19 +21,25 @@ use std::future::Future;
 use std::time::Duration;
 use tower::ServiceExt;
 
+/// How long the server waits on a client, each way.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// To send a request's headers (an idle kept-alive connection as long
+    /// to start the next one).
+    pub header_read: Duration,
+    /// A request body that sends nothing this long fails with 408.
+    pub body: Duration,
+    /// A response the client reads nothing of this long is cut (the
+    /// connection closed).
+    pub send: Duration,
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then lets the
-/// requests in flight finish. A client gets `header_read_timeout` to send
-/// a request's headers (an idle kept-alive connection as long to start the
-/// next one), and a request body that sends nothing for `body_timeout`
-/// fails with 408: a few thousand sockets that never finish cannot hold the
-/// server's file descriptors for ever.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    header_read_timeout: Duration,
-    body_timeout: Duration,
-    shutdown: impl Future<Output = ()>,
-) {
+/// requests in flight finish, with `timeouts` on every connection: a few
+/// thousand sockets that never finish sending, or never read, cannot hold
+/// the server's file descriptors and threads for ever.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router, timeouts: Timeouts, shutdown: impl Future<Output = ()>) {
+    let Timeouts { header_read: header_read_timeout, body: body_timeout, send: send_timeout } = timeouts;
     // HTTP/1 only: detecting HTTP/2 first waits for the client's first bytes
     // with no timeout at all, so a socket that sends nothing would stay open.
     let mut builder = Builder::new(TokioExecutor::new()).http1_only();
@@ -67,6 +73,7 @@ pub async fn serve(
             if !matches!(tokio::time::timeout(header_read_timeout, stream.peek(&mut first)).await, Ok(Ok(1..))) {
                 return;
             }
+            let stream = SendTimeout { inner: stream, limit: send_timeout, stalled: None };
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
@@ -75,6 +82,72 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// A connection whose writes fail once the client has taken none of the
+/// response for `limit`: hyper then closes it and drops the response body,
+/// so what was producing it (a download's thread and slot) is freed. A
+/// client that reads, however slowly, is never cut.
+struct SendTimeout {
+    inner: tokio::net::TcpStream,
+    limit: Duration,
+    /// Running since a write first could not go on.
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl SendTimeout {
+    fn watch<T>(&mut self, cx: &mut std::task::Context<'_>, polled: std::task::Poll<std::io::Result<T>>) -> std::task::Poll<std::io::Result<T>> {
+        use std::task::Poll;
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let limit = self.limit;
+        let timer = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client read nothing for too long"))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for SendTimeout {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for SendTimeout {
+    fn poll_write(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// The CSP nonce of one response, made before the page renders.
