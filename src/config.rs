@@ -119,6 +119,9 @@ pub struct Settings {
     /// Requests a shared file (served to anyone) answers per throttle
     /// window, all clients together; past them 429 until the window ends.
     pub share_requests_per_window: i64,
+    /// Of those, what one client address may ask for per window; past them
+    /// 429 for it alone (its refused requests take nothing from the others).
+    pub share_requests_per_client: i64,
     /// Seconds a response may wait on a client that reads none of it; then
     /// the connection is closed (a download nobody reads gives back its
     /// thread and its slot).
@@ -181,6 +184,7 @@ impl Default for Settings {
             restored_keep_secs: 3600,
             upload_expiry_secs: 24 * 3600,
             share_requests_per_window: 10_000,
+            share_requests_per_client: 1_000,
             send_timeout_secs: 60,
             downloads_max: 256,
             downloads_per_client: 16,
@@ -283,6 +287,7 @@ impl Settings {
             ("restored_keep_secs", self.restored_keep_secs >= 0),
             ("upload_expiry_secs", self.upload_expiry_secs > 0),
             ("share_requests_per_window", self.share_requests_per_window > 0),
+            ("share_requests_per_client", self.share_requests_per_client > 0),
         ];
         match positive.iter().find(|(_, ok)| !ok) {
             Some((name, _)) => Err(format!("setting {name} is out of range")),

@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import * as dagPb from '@ipld/dag-pb';
 import {
   startServer, request, assertJson, newUserWithToken, uploadFile, downloadLink, dashboard, ipfsCarCids,
-  carBlocks, cidString, cidBytes, parseCid, REPO_ROOT, onPostgres,
+  carBlocks, cidString, cidBytes, parseCid, REPO_ROOT, onPostgres, uniqueIp,
 } from './harness.mjs';
 
 const MiB = 1024 * 1024;
@@ -148,9 +148,9 @@ describe('raw blocks of a stored DAG', () => {
 });
 
 describe('share links', () => {
-  let limited; // 3 requests per shared file per throttle window
+  let limited; // 5 requests per shared file per throttle window, 3 per client
   before(async () => {
-    limited = await startServer({ PEERVAULT_SHARE_REQUESTS_PER_WINDOW: 3 });
+    limited = await startServer({ PEERVAULT_SHARE_REQUESTS_PER_WINDOW: 5, PEERVAULT_SHARE_REQUESTS_PER_CLIENT: 3 });
   });
   after(async () => {
     await limited?.stop();
@@ -269,16 +269,25 @@ describe('share links', () => {
     assertJson(await request(server, 'GET', `/ipfs/${ref.cid}`), 404, NOT_FOUND);
   });
 
-  it('a shared file answers a bounded number of requests per window (429 past it, nothing counted); links go on', async () => {
+  it('a shared file answers a bounded number of requests per window, per client and in all (429 past them, nothing counted); links go on', async () => {
     const user = await newUserWithToken(limited);
     const bytes = crypto.randomBytes(4000);
     const ref = ipfsCarCids(bytes);
     await uploadFile(limited, user.token, bytes, { filename: 'popular.bin' });
     await share(limited, user.token, { cid: ref.cid, public: true });
-    for (let i = 0; i < 3; i += 1) assert.equal((await request(limited, 'GET', `/ipfs/${ref.cid}`)).status, 200);
+    const from = (localAddress, path = `/ipfs/${ref.cid}`) => request(limited, 'GET', path, { localAddress });
+    const [a, b, c, d] = [uniqueIp(), uniqueIp(), uniqueIp(), uniqueIp()];
+    for (let i = 0; i < 3; i += 1) assert.equal((await from(a)).status, 200);
     const before = (await dashboard(limited, user.token)).data_downloaded;
-    assertJson(await request(limited, 'GET', `/ipfs/${ref.cid}`), 429, { message: 'This shared file is asked for too often: try again later' });
-    assert.equal((await dashboard(limited, user.token)).data_downloaded, before);
+    // one client past its 3: refused, by CID, by block or as a CAR, and takes nothing from the others
+    for (const path of [`/ipfs/${ref.cid}`, `/ipfs/${ref.cid}?format=car`, `/ipfs/${cidString(carBlocks(ref.car)[0].cid)}?format=raw`]) {
+      for (let i = 0; i < 3; i += 1) assertJson(await from(a, path), 429, { message: 'You asked for this shared file too often: try again later' });
+    }
+    assert.equal((await from(b)).status, 200);
+    assert.equal((await from(c)).status, 200);
+    // 5 in all: everyone is refused now
+    assertJson(await from(d), 429, { message: 'This shared file is asked for too often: try again later' });
+    assert.equal((await dashboard(limited, user.token)).data_downloaded, before + 2 * bytes.length);
     const link = await downloadLink(limited, user.token, ref.cid);
     assert.equal((await request(limited, 'GET', gatewayPath(link, ref.cid))).status, 200, 'the owner\'s links are not limited');
   });

@@ -431,7 +431,7 @@ async fn serve(state: &AppState, cid: &str, path: &[&str], query: GatewayQuery, 
     // Without a token: shared content (404 for anything else, which does
     // not tell private content from unknown). With one: the link's file.
     let link = match query.token.as_deref() {
-        None => match files::open_public(state, cid, any_block).await? {
+        None => match files::open_public(state, cid, any_block, client).await? {
             Some(link) => link,
             None if only_if_cached(headers) => return Err(AppError::new(412, "Not in this gateway's store")),
             None => return Err(AppError::not_found("File not found")),

@@ -601,10 +601,11 @@ pub fn share_url(state: &Services, cid: &str) -> String {
     format!("{}/ipfs/{cid}", public_base(state))
 }
 
-/// Shared content at `cid`, served without a token (within the shared
-/// content's request budget: 429 past it): a shared file, or with
-/// `any_block` any block of a shared file's DAG; `None` when nobody shares it.
-pub async fn open_public(state: &Services, cid: &str, any_block: bool) -> AppResult<Option<Download>> {
+/// Shared content at `cid`, served without a token to `client` (within
+/// the shared content's request budgets, the client's and everyone's: 429
+/// past them): a shared file, or with `any_block` any block of a shared
+/// file's DAG; `None` when nobody shares it.
+pub async fn open_public(state: &Services, cid: &str, any_block: bool, client: &str) -> AppResult<Option<Download>> {
     let asked = parse_cid(cid)?;
     let cid = asked.to_string();
     let (root, block) = match state.db.public_file(&cid).await? {
@@ -619,6 +620,14 @@ pub async fn open_public(state: &Services, cid: &str, any_block: bool) -> AppRes
         None => return Ok(None),
     };
     let (owner_id, file) = root;
+    // The client's own budget first: past it, it is refused without
+    // counting (or writing) anything more, so one client cannot use up
+    // what everyone shares.
+    let mine = format!("share:{}:{client}", file.cid);
+    let per_client = u32::try_from(state.settings.share_requests_per_client).unwrap_or(u32::MAX);
+    if state.throttle.is_blocked(&mine, per_client).await? || state.throttle.over_budget(&[(&mine, per_client)]).await? {
+        return Err(AppError::new(429, "You asked for this shared file too often: try again later"));
+    }
     let budget = u32::try_from(state.settings.share_requests_per_window).unwrap_or(u32::MAX);
     if state.throttle.over_budget(&[(&format!("share:{}", file.cid), budget)]).await? {
         return Err(AppError::new(429, "This shared file is asked for too often: try again later"));
