@@ -62,7 +62,13 @@ struct Coordinator {
     base: String,
     args: NodeArgs,
     token: Mutex<String>,
+    /// Objects fetched at once (the coordinator gives one client a few
+    /// downloads at a time).
+    fetches: tokio::sync::Semaphore,
 }
+
+/// How many objects a node fetches at once.
+const FETCHES_AT_ONCE: usize = 4;
 
 type Failure = String;
 
@@ -127,7 +133,7 @@ pub async fn run(args: NodeArgs) -> Result<(), String> {
         }
     }
     let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().map_err(|e| e.to_string())?;
-    let node = Arc::new(Coordinator { http, base: args.coordinator.clone(), args: args.clone(), token: Mutex::new(String::new()) });
+    let node = Arc::new(Coordinator { http, base: args.coordinator.clone(), args: args.clone(), token: Mutex::new(String::new()), fetches: tokio::sync::Semaphore::new(FETCHES_AT_ONCE) });
     node.sign_in().await;
     tracing::info!(coordinator = %node.base, "signed in");
     loop {
@@ -321,13 +327,25 @@ async fn store(node: &Coordinator, cid: &str) -> Result<(), Failure> {
         return Ok(()); // kept already (a task repeated after a restart)
     }
     let staging = node.args.data_dir.join("staging").join(format!("{}.part", crate::util::random_hex(8)));
-    let res = node
-        .http
-        .get(format!("{}/node/content/{cid}", node.base))
-        .header("authorization", node.token())
-        .send()
-        .await
-        .map_err(|e| format!("fetch: {e}"))?;
+    let _turn = node.fetches.acquire().await.map_err(|e| format!("fetch: {e}"))?;
+    // A coordinator busy with downloads (429, 503) is asked again a little
+    // later, not reported as a failure.
+    let mut attempt = 0u32;
+    let res = loop {
+        let res = node
+            .http
+            .get(format!("{}/node/content/{cid}", node.base))
+            .header("authorization", node.token())
+            .send()
+            .await
+            .map_err(|e| format!("fetch: {e}"))?;
+        let busy = matches!(res.status().as_u16(), 429 | 503);
+        if !busy || attempt >= 8 {
+            break res;
+        }
+        tokio::time::sleep(Duration::from_millis((250u64 << attempt).min(10_000))).await;
+        attempt += 1;
+    };
     if !res.status().is_success() {
         return Err(format!("fetch: {}", res.status()));
     }

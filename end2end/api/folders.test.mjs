@@ -284,8 +284,9 @@ describe('folders past ipfs-car\'s sharding threshold, and refused uploads', () 
     assert.equal(res.text, 'public b');
     assert.equal(res.headers['cache-control'], 'public, max-age=29030400, immutable');
     // without a token `filename` names what is asked for; a signed link's names only its folder
-    const named = await request(server, 'GET', `/ipfs/${web3.cid}/sub/b.txt?filename=chosen.txt`);
-    assert.match(named.headers['content-disposition'], /^attachment; filename="chosen\.txt"/);
+    const named = await request(server, 'GET', `/ipfs/${web3.cid}/sub/b.txt?filename=chosen.html`);
+    assert.match(named.headers['content-disposition'], /^attachment; filename="chosen\.html"/);
+    assert.equal(named.headers['content-type'], 'text/plain', 'the type is the file\'s, whatever it is called');
     const link = await downloadLink(server, user.token, web3.cid);
     assert.equal(new URL(link).searchParams.get('filename'), 'pub');
     const signed = await request(server, 'GET', at(link, '/sub/b.txt', { filename: 'pub' }));

@@ -291,6 +291,31 @@ describe('share links', () => {
     const link = await downloadLink(limited, user.token, ref.cid);
     assert.equal((await request(limited, 'GET', gatewayPath(link, ref.cid))).status, 200, 'the owner\'s links are not limited');
   });
+
+  it('one client may still fetch a shared DAG block by block twice, whatever its per-client budget; a third time it is refused', async () => {
+    const srv = await startServer({ PEERVAULT_SHARE_REQUESTS_PER_CLIENT: 3 });
+    try {
+      const user = await newUserWithToken(srv);
+      const bytes = crypto.randomBytes(5 * MiB);
+      const ref = ipfsCarCids(bytes);
+      await uploadFile(srv, user.token, bytes, { filename: 'five.bin' });
+      assert.equal((await share(srv, user.token, { cid: ref.cid, public: true })).status, 200);
+      const blocks = carBlocks(ref.car).map((b) => cidString(b.cid));
+      assert.equal(blocks.length, 6, 'five leaves and the root');
+      const a = uniqueIp();
+      for (let pass = 0; pass < 2; pass += 1) {
+        for (const block of blocks) {
+          const res = await request(srv, 'GET', `/ipfs/${block}?format=raw`, { localAddress: a });
+          assert.equal(res.status, 200, `pass ${pass + 1}, ${block}: ${res.text.slice(0, 100)}`);
+        }
+      }
+      assertJson(await request(srv, 'GET', `/ipfs/${blocks[0]}?format=raw`, { localAddress: a }), 429,
+        { message: 'You asked for this shared file too often: try again later' });
+      assert.equal((await request(srv, 'GET', `/ipfs/${blocks[0]}?format=raw`, { localAddress: uniqueIp() })).status, 200);
+    } finally {
+      await srv.stop();
+    }
+  });
 });
 
 // --- CAR responses --------------------------------------------------------

@@ -476,8 +476,9 @@ async fn serve(state: &AppState, cid: &str, path: &[&str], query: GatewayQuery, 
     let (etag, content_type, filename) = match format {
         Format::Bytes if path.is_empty() => (format!("\"{}\"", file.cid), file.mime.clone(), given.unwrap_or(file.name.clone())),
         Format::Bytes => {
-            let name = given.unwrap_or_else(|| last.unwrap_or_else(|| target.clone()));
-            (format!("\"{target}\""), files::mime_for(None, &name), name)
+            // The type is the file's (from its name in the folder), whatever it is called.
+            let own = last.unwrap_or_else(|| target.clone());
+            (format!("\"{target}\""), files::mime_for(None, &own), given.unwrap_or(own))
         }
         Format::Car(options) => {
             let ipfs_car = options.ipfs_car_order(link.block.is_none()) && path.is_empty();

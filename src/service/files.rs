@@ -624,7 +624,11 @@ pub async fn open_public(state: &Services, cid: &str, any_block: bool, client: &
     // counting (or writing) anything more, so one client cannot use up
     // what everyone shares.
     let mine = format!("share:{}:{client}", file.cid);
-    let per_client = u32::try_from(state.settings.share_requests_per_client).unwrap_or(u32::MAX);
+    // At least enough for the client to fetch the whole DAG block by block
+    // twice (a trustless client asks for each block by itself): about one
+    // block per MiB and a root, one or two more per file of a folder.
+    let blocks = (file.size.max(0) as u64 >> 20) + 1 + 2 * file.folder_files.unwrap_or(0).max(0) as u64;
+    let per_client = (state.settings.share_requests_per_client.max(0) as u64).max(2 * blocks).min(u64::from(u32::MAX)) as u32;
     if state.throttle.is_blocked(&mine, per_client).await? || state.throttle.over_budget(&[(&mine, per_client)]).await? {
         return Err(AppError::new(429, "You asked for this shared file too often: try again later"));
     }

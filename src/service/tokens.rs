@@ -54,11 +54,15 @@ pub struct DownloadClaims {
     pub path: Option<String>,
     pub iat: i64,
     pub exp: i64,
-    /// Always "download", so a link token never passes as a login token or back.
+    /// "download" ("download-path" for a path link), so a link token never passes as a login token or back.
     pub kind: String,
 }
 
 const DOWNLOAD_KIND: &str = "download";
+/// A link to one path in a folder: a kind of its own, so that an instance
+/// that does not know path links (an older one in a rolling deploy)
+/// refuses them instead of opening the whole folder.
+const PATH_KIND: &str = "download-path";
 
 /// What a token names of its account.
 #[derive(Debug, Clone, Copy)]
@@ -188,7 +192,7 @@ impl TokenKeys {
             path: path.map(str::to_owned),
             iat: now,
             exp: now + ttl_secs,
-            kind: DOWNLOAD_KIND.into(),
+            kind: if path.is_some() { PATH_KIND } else { DOWNLOAD_KIND }.into(),
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
     }
@@ -197,7 +201,8 @@ impl TokenKeys {
         decode::<DownloadClaims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .ok()
-            .filter(|c| c.kind == DOWNLOAD_KIND && self.unexpired(c.exp))
+            .filter(|c| if c.path.is_some() { c.kind == PATH_KIND } else { c.kind == DOWNLOAD_KIND })
+            .filter(|c| self.unexpired(c.exp))
             .ok_or_else(|| AppError::forbidden("Download link is invalid or has expired"))
     }
 }
@@ -239,6 +244,16 @@ mod tests {
         assert!(keys.decode(&link).is_err());
         assert!(keys.decode_download(&t).is_err());
         assert_eq!(keys.decode_download(&link).unwrap().cid, "bafkx");
+        // a path link is a kind of its own (an instance that does not know
+        // paths refuses it), and a path cannot be added to a plain link
+        let scoped = keys.issue_download(&account, "bafkx", Some("a/b.txt"), 60).unwrap();
+        let claims = keys.decode_download(&scoped).unwrap();
+        assert_eq!((claims.kind.as_str(), claims.path.as_deref()), ("download-path", Some("a/b.txt")));
+        let relabelled = DownloadClaims { kind: DOWNLOAD_KIND.into(), ..claims.clone() };
+        let forged = encode(&Header::new(Algorithm::HS256), &relabelled, &keys.encoding).unwrap();
+        assert!(keys.decode_download(&forged).is_err());
+        let unscoped = DownloadClaims { path: None, ..claims };
+        assert!(keys.decode_download(&encode(&Header::new(Algorithm::HS256), &unscoped, &keys.encoding).unwrap()).is_err());
         // expiry follows the app's clock
         let clock = Arc::new(Clock::movable());
         let keys = keys.with_clock(clock.clone());

@@ -32,20 +32,29 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The client's address, for throttling and the log: the TCP peer, or the
-/// first `X-Forwarded-For` hop when `trust_proxy` is on.
+/// first `X-Forwarded-For` hop when `trust_proxy` is on (if it is an IP
+/// address). An IPv6 client is its /64, which one subscriber usually has
+/// whole: spreading requests over its addresses gains it nothing.
 pub fn client_addr(parts_headers: &HeaderMap, peer: Option<SocketAddr>, trust_proxy: bool) -> String {
-    if trust_proxy {
-        if let Some(first) = parts_headers
+    let forwarded = || {
+        parts_headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-        {
-            return first.to_owned();
-        }
+            .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+    };
+    let ip = trust_proxy.then(forwarded).flatten().or(peer.map(|p| p.ip()));
+    match ip {
+        Some(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Some(ip) => ip.to_string(),
+        None => "unknown".into(),
     }
-    peer.map(|p| p.ip().to_string()).unwrap_or_else(|| "unknown".into())
 }
 
 /// Parses a decimal number written as a string: digits, an optional sign,
@@ -64,6 +73,25 @@ pub fn parse_numeric(s: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_addresses() {
+        let peer: SocketAddr = "10.0.0.7:4000".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        assert_eq!(client_addr(&headers, Some(peer), true), "10.0.0.7");
+        headers.insert("x-forwarded-for", "203.0.113.9, 10.0.0.1".parse().unwrap());
+        assert_eq!(client_addr(&headers, Some(peer), true), "203.0.113.9");
+        assert_eq!(client_addr(&headers, Some(peer), false), "10.0.0.7");
+        // not an address: the peer's
+        headers.insert("x-forwarded-for", "node 5".parse().unwrap());
+        assert_eq!(client_addr(&headers, Some(peer), true), "10.0.0.7");
+        // IPv6: its /64; IPv4 mapped into IPv6: the IPv4 address
+        headers.insert("x-forwarded-for", "2001:db8:1:2:aaaa::1".parse().unwrap());
+        assert_eq!(client_addr(&headers, Some(peer), true), "2001:db8:1:2::/64");
+        let mapped: SocketAddr = "[::ffff:192.0.2.4]:80".parse().unwrap();
+        assert_eq!(client_addr(&HeaderMap::new(), Some(mapped), false), "192.0.2.4");
+        assert_eq!(client_addr(&HeaderMap::new(), None, false), "unknown");
+    }
 
     #[test]
     fn numeric_strings() {
