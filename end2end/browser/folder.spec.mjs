@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { open, signedIn } from './helpers.mjs';
+import { open, signedIn, screenshot } from './helpers.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const IPFS_CAR = path.join(ROOT, 'node_modules/.bin/ipfs-car');
@@ -45,6 +45,7 @@ test('upload a folder, browse it, download a file in it, share it and fetch a fi
   await page.getByRole('link', { name: 'day one/' }).click();
   await expect(page).toHaveURL(/path=day%20one$/);
   await expect(page.locator('table.folder tbody tr')).toHaveCount(2);
+  await screenshot(page, 'folder-desktop');
   const downloading = page.waitForEvent('download');
   await page.getByRole('link', { name: 'Download beach.jpg' }).click();
   const download = await downloading;
@@ -56,6 +57,7 @@ test('upload a folder, browse it, download a file in it, share it and fetch a fi
   await row.getByRole('button', { name: 'Share', exact: true }).click();
   const link = row.locator('.share-url');
   await expect(link).toHaveText(new RegExp(`/ipfs/${expected}$`));
+  await screenshot(page, 'files-shared-desktop');
   const url = await link.getAttribute('href');
   const stranger = await browser.newContext();
   try {
