@@ -115,7 +115,8 @@ pub struct Intake {
     size: u64,
     max: u64,
     room: u64,
-    files: usize,
+    /// Each file's path (or name), in the order they came.
+    paths: Vec<String>,
     blobs: Arc<dyn crate::store::blobs::BlobStore>,
 }
 
@@ -132,7 +133,7 @@ impl Intake {
         .map_err(AppError::storage)?;
         let (tx, rx) = mpsc::channel::<Feed>(8);
         let worker = tokio::task::spawn_blocking(move || intake_worker(staged, rx));
-        Ok(Self { tx, worker, size: 0, max, room, files: 0, blobs: state.blobs.clone() })
+        Ok(Self { tx, worker, size: 0, max, room, paths: Vec::new(), blobs: state.blobs.clone() })
     }
 
     /// Hands one chunk to the worker; its error if it has stopped.
@@ -148,15 +149,24 @@ impl Intake {
         })
     }
 
-    /// Streams the next file in (the whole upload within the size limit and the account's room).
-    pub async fn add<S>(&mut self, mut body: S) -> AppResult<()>
+    /// Streams the next file in, at `path` (the whole upload within the
+    /// size limit and the account's room). A folder's paths are checked as
+    /// each file begins, before its bytes are taken in (the first one once
+    /// a second comes).
+    pub async fn add<S>(&mut self, path: &str, mut body: S) -> AppResult<()>
     where
         S: Stream<Item = AppResult<Bytes>> + Unpin,
     {
-        if self.files == MAX_UPLOAD_FILES {
+        if path.contains('/') || !self.paths.is_empty() {
+            if let [first] = self.paths.as_slice() {
+                check_path(first)?;
+            }
+            check_path(path)?;
+        }
+        if self.paths.len() == MAX_UPLOAD_FILES {
             return Err(AppError::bad_request(format!("Too many files in one upload (at most {MAX_UPLOAD_FILES})")));
         }
-        self.files += 1;
+        self.paths.push(path.to_owned());
         self.feed(Feed::Begin).await?;
         while let Some(bytes) = body.next().await {
             let bytes = bytes?;
@@ -172,24 +182,31 @@ impl Intake {
         self.feed(Feed::End).await
     }
 
-    /// The upload as content: one file given without a folder (`paths` a
-    /// single name without `/`) is that file, byte-identical to
+    /// The name of the one file given without a folder (a single name
+    /// without `/`), cleaned; `None` for a folder.
+    pub fn single_name(&self) -> Option<String> {
+        match self.paths.as_slice() {
+            [only] if !only.contains('/') => Some(clean_name(only)),
+            _ => None,
+        }
+    }
+
+    /// The upload as content: one file given without a folder
+    /// ([`Intake::single_name`]) is that file, byte-identical to
     /// `ipfs-car pack --no-wrap`; anything else is a folder, its files at
-    /// their `paths` (in the order they came), byte-identical to
-    /// `ipfs-car pack <dir>`. The staged bytes are put in the folder's
-    /// order first if they did not come in it.
-    pub async fn finish(mut self, paths: Vec<String>) -> AppResult<(Ingested, Option<Folder>)> {
+    /// their paths (in the order they came, each checked by [`Intake::add`]),
+    /// byte-identical to `ipfs-car pack <dir>`. The staged bytes are put in
+    /// the folder's order first if they did not come in it.
+    pub async fn finish(mut self) -> AppResult<(Ingested, Option<Folder>)> {
+        let single = self.single_name().is_some();
+        let paths = std::mem::take(&mut self.paths);
         self.feed(Feed::Done).await?;
         drop(self.tx);
         let (staged, imported) = self.worker.await.map_err(AppError::internal)?.map_err(AppError::storage)?;
         if imported.len() != paths.len() {
             return Err(AppError::internal("files and paths do not match"));
         }
-        let single = paths.len() == 1 && !paths[0].contains('/');
         let blobs = self.blobs.clone();
-        if !single {
-            check_paths(&paths)?;
-        }
         let work = tokio::task::spawn_blocking(move || -> Result<(Ingested, Option<Folder>), AppError> {
             let mut staged = staged;
             if single {
@@ -242,20 +259,13 @@ fn common_folder(paths: &[String]) -> Option<String> {
     depth.checked_sub(1).map(|last| split[0][last].to_owned())
 }
 
-/// Each path of a folder upload: relative, no empty, `.` or `..` part, no
-/// control character, parts of at most 255 bytes.
-fn check_paths(paths: &[String]) -> AppResult<()> {
-    paths.iter().try_for_each(|p| check_path(p))
-}
-
 /// Names a path of a folder upload may have at most (its folders and the
 /// file): deeper folders could not be served as a CAR.
 pub const MAX_PATH_NAMES: usize = 40;
 
 /// One path of a folder upload: relative, no control characters, at most
 /// 4096 bytes, names of at most 255 bytes, at most [`MAX_PATH_NAMES`] deep.
-/// Checked as each part begins, before its bytes are taken in.
-pub fn check_path(path: &str) -> AppResult<()> {
+fn check_path(path: &str) -> AppResult<()> {
     let bad = |why: &str| AppError::bad_request(format!("Invalid file path {:?}: {why}", path.chars().take(100).collect::<String>()));
     if path.chars().any(char::is_control) {
         return Err(bad("control characters"));
@@ -268,7 +278,7 @@ pub fn check_path(path: &str) -> AppResult<()> {
         return Err(bad("a name longer than 255 bytes"));
     }
     if parts.len() > MAX_PATH_NAMES {
-        return Err(bad("deeper than 40 names (its folders and the file)"));
+        return Err(bad(&format!("deeper than {MAX_PATH_NAMES} names (its folders and the file)")));
     }
     Ok(())
 }

@@ -227,7 +227,6 @@ async fn small_field(mut field: multer::Field<'_>) -> AppResult<String> {
 /// its name.
 async fn upload_parts(state: &AppState, who: &Principal, parts: &mut Multipart<'_>) -> AppResult<files::Uploaded> {
     let mut intake: Option<files::Intake> = None;
-    let mut paths: Vec<String> = Vec::new();
     let mut mime = None;
     let mut name = None;
     let mut count = 0;
@@ -244,24 +243,13 @@ async fn upload_parts(state: &AppState, who: &Principal, parts: &mut Multipart<'
                     }
                     return Err(no_file());
                 }
-                if paths.is_empty() {
-                    mime = field.content_type().map(|m| m.essence_str().to_owned());
-                }
-                // A folder's paths are checked as each part begins, before
-                // its bytes are taken in (the first one once a second comes).
-                if raw.contains('/') || !paths.is_empty() {
-                    if let [first] = paths.as_slice() {
-                        files::check_path(first)?;
-                    }
-                    files::check_path(&raw)?;
-                }
                 if intake.is_none() {
+                    mime = field.content_type().map(|m| m.essence_str().to_owned());
                     intake = Some(files::Intake::begin(state, who).await?);
                 }
                 if let Some(intake) = intake.as_mut() {
-                    intake.add(field.map(|piece| piece.map_err(malformed))).await?;
+                    intake.add(&raw, field.map(|piece| piece.map_err(malformed))).await?;
                 }
-                paths.push(raw);
             }
             other => {
                 count += 1;
@@ -281,15 +269,14 @@ async fn upload_parts(state: &AppState, who: &Principal, parts: &mut Multipart<'
         }
     }
     let intake = intake.ok_or_else(no_file)?;
-    let single = paths.len() == 1 && !paths[0].contains('/');
-    let part_name = if single { files::clean_name(&paths[0]) } else { String::new() };
-    if single && part_name.is_empty() {
+    let part_name = intake.single_name();
+    if part_name.as_ref().is_some_and(String::is_empty) {
         return Err(no_file());
     }
-    let (ingested, folder) = intake.finish(paths).await?;
+    let (ingested, folder) = intake.finish().await?;
     match folder {
         None => {
-            let name = name.unwrap_or(part_name);
+            let name = name.or(part_name).unwrap_or_default();
             let mime = files::mime_for(mime.as_deref(), &name);
             files::commit(state, who, ingested, &name, &mime, None).await
         }
