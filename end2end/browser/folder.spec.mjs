@@ -17,15 +17,28 @@ import { open, signedIn, screenshot } from './helpers.mjs';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const IPFS_CAR = path.join(ROOT, 'node_modules/.bin/ipfs-car');
 
-test('upload a folder, browse it, download a file in it, share it and fetch a file by path without a session', async ({ page, browser }) => {
+/**
+ * A folder `name` of `files` ({path: bytes}) and empty `folders` in a fresh
+ * temporary directory: { work, dir, expected }, `expected` being the root
+ * CID `ipfs-car pack <dir>` gives it.
+ */
+function folderOnDisk(name, files, folders = []) {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-folder-'));
-  const dir = path.join(work, 'holiday');
-  const photo = randomBytes(300_000);
-  fs.mkdirSync(path.join(dir, 'day one'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'notes.txt'), 'a folder from the browser\n');
-  fs.writeFileSync(path.join(dir, 'day one', 'beach.jpg'), photo);
-  fs.writeFileSync(path.join(dir, 'day one', 'größe.txt'), 'Unicode names too\n');
+  const dir = path.join(work, name);
+  for (const sub of folders) fs.mkdirSync(path.join(dir, sub), { recursive: true });
+  for (const [rel, bytes] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), bytes);
+  }
   const expected = execFileSync(IPFS_CAR, ['pack', dir, '-o', path.join(work, 'ref.car')], { encoding: 'utf8' }).trim().split('\n').pop();
+  return { work, dir, expected };
+}
+
+test('upload a folder, browse it, download a file in it, share it and fetch a file by path without a session', async ({ page, browser }) => {
+  const photo = randomBytes(300_000);
+  const { work, dir, expected } = folderOnDisk('holiday', {
+    'notes.txt': 'a folder from the browser\n', 'day one/beach.jpg': photo, 'day one/größe.txt': 'Unicode names too\n',
+  });
 
   await signedIn(page, 'fo');
   await open(page, '/files');
@@ -93,16 +106,11 @@ test('several files dropped at once go up as one folder of them', async ({ page 
 test('a folder dragged in and dropped goes up as that folder (Chromium\'s own drag and drop, driven through CDP)', async ({ page }) => {
   // Input.dispatchDragEvent with a path is how Chromium takes a drag from the
   // desktop: the page gets a real directory entry and reads it through.
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-drop-'));
-  const dir = path.join(work, 'trip');
   const map = randomBytes(200_000);
-  fs.mkdirSync(path.join(dir, 'maps', 'old'), { recursive: true });
-  fs.mkdirSync(path.join(dir, 'empty'));
-  fs.writeFileSync(path.join(dir, 'plan.txt'), 'dropped, not picked\n');
-  fs.writeFileSync(path.join(dir, 'maps', 'north.bin'), map);
-  fs.writeFileSync(path.join(dir, 'maps', 'old', 'süd.txt'), 'a folder inside a folder\n');
+  const { work, dir, expected } = folderOnDisk('trip', {
+    'plan.txt': 'dropped, not picked\n', 'maps/north.bin': map, 'maps/old/süd.txt': 'a folder inside a folder\n',
+  }, ['empty']);
   try {
-    const expected = execFileSync(IPFS_CAR, ['pack', dir, '-o', path.join(work, 'ref.car')], { encoding: 'utf8' }).trim().split('\n').pop();
     await signedIn(page, 'dg');
     await open(page, '/files');
     const box = await page.locator('.dropzone').boundingBox();
